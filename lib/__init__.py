@@ -1,0 +1,1 @@
+"""Shared package of the 'Learning a distribution' study: data, models, evaluation, report."""

@@ -1,0 +1,88 @@
+"""Command line: `python -m lib data | run | render` (see `python -m lib --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from lib.errors import UserError
+
+
+def _data(args) -> None:
+    from lib import data
+    from lib.workspace import data_dir
+
+    if args.data:
+        data.load_assignment(args.data)
+        print(f"{args.data} is a valid assignment pickle")
+        return
+    data.ensure_replica(data_dir(), seed=args.seed)
+
+
+def _run(args) -> None:
+    from lib import data, pipeline
+    from lib.notebook import pick_device
+    from lib.profiles import default_profile_name, get_profile
+    from lib.workspace import Workspace
+
+    device = str(pick_device(args.device))
+    profile = get_profile(args.profile or default_profile_name(device)).name
+    ws = Workspace(args.workspace)
+    data_path = data.resolve_data_path(args.data).resolve()
+    if args.data or os.environ.get("ASSIGNMENT_DATA"):
+        data.load_assignment(data_path)
+        print(f"data: {data_path}")
+    else:
+        data.ensure_replica(seed=0)
+    print(f"profile {profile}, device {device}, workspace {ws.root}")
+    pipeline.run_all(ws, profile, args.seed, device, str(data_path), only=args.only, render=not args.no_render,
+                     engine=args.engine)
+
+
+def _render(args) -> None:
+    from pathlib import Path
+
+    from lib.render import render_report
+
+    print(f"report: {render_report(Path(args.report_dir), engine=args.engine)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="build the replica (if missing or stale) and verify it")
+    data.add_argument("--seed", type=int, default=0, help="replica seed (default 0)")
+    data.add_argument("--data", help="only verify this assignment pickle (e.g. the original)")
+    data.set_defaults(handler=_data)
+
+    run = commands.add_parser("run", help="data, all notebooks (papermill), then the report")
+    run.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="default: gpu with CUDA, else cpu")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    run.add_argument("--workspace", help="output folder (default: the project itself)")
+    run.add_argument("--data", help="the original assignment_4_data.pickle (default: ASSIGNMENT_DATA or the replica)")
+    run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks, e.g. 01_data_exploration")
+    run.add_argument("--no-render", action="store_true", help="skip rendering the report")
+    run.add_argument("--engine", choices=["auto", "quarto", "builtin"], default="auto", help="report renderer")
+    run.set_defaults(handler=_run)
+
+    render = commands.add_parser("render", help="render the report (Quarto if installed, else pandoc + Typst)")
+    render.add_argument("--report-dir", default="report")
+    render.add_argument("--engine", choices=["auto", "quarto", "builtin"], default="auto")
+    render.set_defaults(handler=_render)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,63 @@
+"""What every notebook does first: resolve parameters, seed, load data, open the workspace."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from lib.data import Assignment, load_answer_key, load_assignment
+from lib.profiles import Profile, default_profile_name, get_profile
+from lib.workspace import Workspace
+
+
+@dataclass
+class Context:
+    profile: Profile
+    seed: int
+    device: torch.device
+    ws: Workspace
+    data: Assignment
+    answer_key: dict | None  # evaluation code only; None on the original data
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device in (None, "", "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _subset(data: Assignment, key: dict | None, n: int | None) -> tuple[Assignment, dict | None]:
+    """The first n images of every set (smoke profile); the answer key is cut to match."""
+    if n is None:
+        return data, key
+    cut = replace(data, unlabeled=data.unlabeled[:n], labeled_x=data.labeled_x[:n], labeled_y=data.labeled_y[:n],
+                  rep1_x=data.rep1_x[:n], rep1_y=data.rep1_y[:n], rep2_x=data.rep2_x[:n], rep2_y=data.rep2_y[:n])
+    if key is not None:
+        key = {name: (value[:n] if name.startswith(("unlabeled_", "labeled_", "rep")) else value)
+               for name, value in key.items()}
+    return cut, key
+
+
+def setup(profile: str | None = None, seed: int = 0, device: str | None = None,
+          workspace: str | None = None, data_path: str | None = None) -> Context:
+    torch_device = pick_device(device)
+    chosen = get_profile(profile or default_profile_name(torch_device.type))
+    if torch_device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    seed_everything(seed)
+    data = load_assignment(data_path)
+    data, key = _subset(data, load_answer_key(data), chosen.subset)
+    ws = Workspace(workspace)
+    print(f"profile {chosen.name}, device {torch_device}, seed {seed}, data {data.source}"
+          f" ({'replica with answer key' if key is not None else 'original data: answer-key evaluation skipped'})")
+    return Context(chosen, seed, torch_device, ws, data, key)

@@ -1,0 +1,39 @@
+"""What a run was: machine, versions, profile and timings, for the report's reproducibility section."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_description(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return f"one {torch.cuda.get_device_name(0)} GPU with {os.cpu_count()} CPU cores"
+    return f"{os.cpu_count()} CPU cores ({cpu_model()}), no GPU"
+
+
+def report_variables(profile: str, seed: int, device: str, seconds: dict[str, float], renderer: str) -> dict:
+    return {
+        "profile": profile,
+        "seed": str(seed),
+        "device": device,
+        "device_description": device_description(device),
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "renderer": renderer,
+        "seconds_per_notebook": "; ".join(f"{name} {value:.0f} s" for name, value in seconds.items()),
+        "seconds_notebooks": f"{sum(seconds.values()):.0f}",
+    }

@@ -1,0 +1,30 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from lib import fashion_mnist
+
+
+def write_idx(path, array, compress=True):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", n) for n in array.shape)
+    payload = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if compress:
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+@pytest.fixture
+def fake_fashion_mnist(tmp_path):
+    """A folder of IDX files with Fashion-MNIST's layout and random content (10 classes, 28x28)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "fmnist"
+    folder.mkdir()
+    for split, (image_stem, label_stem, _) in fashion_mnist.FILES.items():
+        n = 1200 if split == "train" else 300
+        write_idx(folder / f"{image_stem}.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(folder / f"{label_stem}.gz", np.arange(n, dtype=np.uint8) % 10)
+    return folder

@@ -1,0 +1,43 @@
+"""The whole pipeline in the smoke profile: every notebook through papermill, then the PDF.
+
+It writes into a temporary workspace, so committed figures, results and the report stay untouched.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from pypdf import PdfReader
+
+from lib.pipeline import notebook_names
+from lib.workspace import PROJECT_ROOT
+
+SECTION_TITLES = ["Problem formulation", "Model formulation", "Implementation and training",
+                  "Experiments and evaluation", "Conclusion", "Discussion"]
+
+
+@pytest.mark.slow
+def test_smoke_pipeline_renders_the_report(tmp_path):
+    committed = {path: path.read_bytes() for folder in ("results", "figures", "report")
+                 for path in (PROJECT_ROOT / folder).glob("*.*")}
+    result = subprocess.run(
+        [sys.executable, "-m", "lib", "run", "--profile", "smoke", "--device", "cpu", "--workspace", str(tmp_path),
+         "--engine", "builtin"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert summary["profile"] == "smoke" and summary["device"] == "cpu"
+    assert set(summary["seconds_per_notebook"]) == set(notebook_names())
+    assert summary["seconds_total"] >= sum(summary["seconds_per_notebook"].values())
+
+    pdf = tmp_path / "report" / "report.pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    for title in SECTION_TITLES:
+        assert title in text
+    assert "Twelve labeled images per class" in text  # a figure caption embedded from notebook 01
+    assert "??" not in text and "{{<" not in text
+    assert (tmp_path / "figures" / "01_class_grid.png").exists()
+    # the smoke run leaves the project's own artifacts as they were
+    assert {path: path.read_bytes() for path in committed} == committed
