@@ -24,7 +24,7 @@ def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[s
             if c < len(images):
                 ax.imshow(np.asarray(images[c]).reshape(32, 32), cmap=cmap, vmin=0, vmax=255)
             if c == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=12)
             if r == 0 and col_titles:
                 ax.set_title(col_titles[c], fontsize=8)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)

@@ -55,6 +55,8 @@ LAYOUT_DEFAULTS = {
 # which would otherwise print "Figure 1:  Caption" with two spaces.
 TYPST_STYLE = """\
 #show raw.where(block: true): set block(fill: luma(245), inset: 8pt, radius: 2pt, width: 100%)
+#show table: set par(justify: false)
+#show table: set text(size: 9pt)
 #show figure.caption: it => {
   let body = it.body
   if body.func() == [].func() and body.children.first(default: none) == [ ] {
@@ -120,6 +122,7 @@ def render_builtin(report_dir: Path) -> Path:
     targets = _label_targets(doc, shortcodes.labels)
     _resolve_crossrefs(doc, targets, bool(layout["number-sections"]), bool(bibliography))
     _shift_headings(doc, meta.get("shift-heading-level-by"))
+    _auto_column_widths(doc)
     images = _relocate_images(doc, report_dir, build_dir)
 
     style = build_dir / "style.typ"
@@ -465,6 +468,20 @@ def _nodes(value):
     elif isinstance(value, list):
         for item in value:
             yield from _nodes(item)
+
+
+def _auto_column_widths(doc: dict) -> None:
+    """Let Typst size table columns to their content.
+
+    Pandoc derives fixed widths for long pipe tables from the dashes of the separator
+    line, which squeezes a column of short but unbreakable words (e.g. `unlabeled_data`)
+    until it overlaps its neighbour.
+    """
+    for node in _nodes(doc["blocks"]):
+        if node["t"] == "Table":
+            colspecs = node["c"][2]
+            for spec in colspecs:
+                spec[1] = {"t": "ColWidthDefault"}
 
 
 def _splice_cites(value, replace) -> None:

@@ -69,8 +69,8 @@ Markdown(exploration.DATASET_USE.to_markdown(index=False))
 
 # %%
 #| label: fig-class-grid
-#| fig-cap: "Twelve labeled images per class (rows). The three footwear classes share shape and orientation (all point left); trousers and bags are distinct."
-rows = [data.labeled_x[data.labeled_y == c][:12] for c in range(5)]
+#| fig-cap: "Ten labeled images per class (rows). The three footwear classes share shape and orientation (all point left); trousers and bags are distinct."
+rows = [data.labeled_x[data.labeled_y == c][:10] for c in range(5)]
 fig = plots.image_rows(rows, list(CLASS_NAMES))
 ctx.ws.save_figure(fig, "01_class_grid")
 plt.show()

@@ -36,7 +36,7 @@ def test_smoke_pipeline_renders_the_report(tmp_path):
     text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
     for title in SECTION_TITLES:
         assert title in text
-    assert "Twelve labeled images per class" in text  # a figure caption embedded from notebook 01
+    assert "Ten labeled images per class" in text  # a figure caption embedded from notebook 01
     assert "??" not in text and "{{<" not in text
     assert (tmp_path / "figures" / "01_class_grid.png").exists()
     # the smoke run leaves the project's own artifacts as they were
