@@ -1,4 +1,4 @@
-"""Command line: `python -m lib data | run | render` (see `python -m lib --help`)."""
+"""Command line: `python -m lib data | run | render | predict` (see `python -m lib --help`)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def _render(args) -> None:
     print(f"report: {render_report(Path(args.report_dir), engine=args.engine)}")
 
 
+def _predict(args) -> None:
+    from lib.predict import predict_file
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    done = predict_file(args.input, args.out, args.model, args.threads)
+    print(f"wrote {done['rows']} rows ({done['flagged']} flagged as anomalies) to {args.out} "
+          f"with {done['model']} in {done['seconds']:.2f} s ({done['images_per_second']:.0f} images/s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--report-dir", default="report")
     render.add_argument("--engine", choices=["auto", "quarto", "builtin"], default="auto")
     render.set_defaults(handler=_render)
+
+    predict = commands.add_parser("predict", help="classify images, score anomalies, write a CSV")
+    predict.add_argument("input", help=".npy of uint8 images (28x28 or 32x32) or a pickle like the assignment's")
+    predict.add_argument("--out", required=True, help="CSV to write (its folder must exist)")
+    predict.add_argument("--model", help="saved model folder (default: checkpoints/<profile>/final of the last run)")
+    predict.add_argument("--threads", type=int, help="CPU threads (default: one per core; 1 helps on busy cores)")
+    predict.set_defaults(handler=_predict)
     return parser
 
 

@@ -1,0 +1,246 @@
+"""Few-label classification: a classifier on the ten-dimensional embedding, trained with labels and,
+optionally, the unlabeled images (notebook 03).
+
+The classifier is the contrastive model's encoder and bottleneck followed by a
+cosine head: logits = s * cos(z, w_k). Classes are then directions in the same
+normalised ten-dimensional space that pretraining shaped, so the embedding stays
+the data's description and the class-conditional Gaussians of notebook 04 sit on it.
+
+One loop serves every variant:
+- labels only (`unlabeled_ratio` = 0): cross entropy on weakly augmented labeled images;
+- semi-supervised (`unlabeled_ratio` = mu > 0): FixMatch (Sohn et al., 2020): each step
+  also draws mu * batch unlabeled images, pseudo-labels a weak view where the model is
+  confident (max probability >= `confidence`) and trains a strong view to predict it;
+- auxiliary (`recon_weight` > 0): a decoder reconstructs the images from the embedding,
+  a second task that keeps the embedding informative about the whole image.
+
+Batches are drawn with replacement from generators seeded by (seed, step), so a
+run resumed from its checkpoint continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from lib.augment import AugmentConfig, augment
+from lib.models import ConvDecoder, ConvEncoder, ModelConfig, apply_batched
+from lib.training import lr_at
+
+WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
+                     erase=0.0)
+STRONG = AugmentConfig()  # the pretraining augmentation: shifts, zoom, rotation, exposure, noise, erasing
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    steps: int
+    batch_size: int = 64
+    lr: float = 2e-3
+    backbone_lr_factor: float = 1.0  # pretrained encoders learn slower than the fresh head (e.g. 0.3)
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0  # in steps / 100, for lr_at (see TrainConfig semantics)
+    min_lr_fraction: float = 0.01
+    weak: AugmentConfig = WEAK
+    strong: AugmentConfig = STRONG
+    unlabeled_ratio: int = 0  # mu: unlabeled images per labeled image in a step (0: labels only)
+    confidence: float = 0.95  # FixMatch pseudo-label threshold
+    unlabeled_weight: float = 1.0
+    recon_weight: float = 0.0  # auxiliary reconstruction loss weight (0: no decoder)
+    label_smoothing: float = 0.0
+    eval_every: int = 50
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Classifier(nn.Module):
+    """Encoder -> ten-dimensional embedding -> cosine head over five classes (+ optional decoder)."""
+
+    def __init__(self, config: ModelConfig, n_classes: int = 5, decoder: bool = False):
+        super().__init__()
+        c = config
+        self.config = config
+        self.encoder = ConvEncoder(c.width, c.depth, c.batch_norm, c.features)
+        self.bottleneck = nn.Sequential(nn.BatchNorm1d(c.features) if c.batch_norm else nn.Identity(),
+                                        nn.ReLU(inplace=True), nn.Linear(c.features, c.latent))
+        self.weight = nn.Parameter(torch.randn(n_classes, c.latent) * 0.1)
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
+        self.decoder = ConvDecoder(c.width, 0, c.batch_norm, c.latent) if decoder else None
+
+    def embed(self, x):
+        """The normalised ten-dimensional embedding (same space as the contrastive model's)."""
+        return F.normalize(self.bottleneck(self.encoder(x)).float(), dim=1)
+
+    def logits_from_embedding(self, z):
+        return self.log_scale.exp() * z @ F.normalize(self.weight, dim=1).t()
+
+    def forward(self, x):
+        return self.logits_from_embedding(self.embed(x))
+
+    def load_pretrained(self, pretrained: nn.Module) -> None:
+        """Copy encoder and bottleneck weights from a trained contrastive model."""
+        self.encoder.load_state_dict(pretrained.encoder.state_dict())
+        self.bottleneck.load_state_dict(pretrained.bottleneck.state_dict())
+
+    @torch.no_grad()
+    def init_prototypes(self, images, labels) -> None:
+        """Point each class weight at its class's mean embedding, so training starts from the
+        nearest-class-mean classifier of the pretrained embedding instead of a random head."""
+        z = torch.as_tensor(apply_batched(self.embed, images, self.weight.device))
+        y = torch.as_tensor(np.asarray(labels))
+        for c in range(len(self.weight)):
+            if (y == c).any():
+                self.weight[c] = F.normalize(z[y == c].mean(0), dim=0)
+
+
+@dataclass
+class FitResult:
+    model: Classifier
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+
+
+def fixmatch_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, confidence: float):
+    """FixMatch's unlabeled loss and mask: cross entropy of the strong view against the weak view's
+    pseudo-label, counted only where the weak view's top probability reaches `confidence`;
+    averaged over all unlabeled images (so few confident images give a small loss)."""
+    probs = weak_logits.detach().softmax(1)
+    top, pseudo = probs.max(1)
+    mask = (top >= confidence).float()
+    return (F.cross_entropy(strong_logits, pseudo, reduction="none") * mask).mean(), mask
+
+
+def _generator(seed: int, step: int, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(1_000_003 * seed + 7_919 * step + 29)
+    return g
+
+
+def _draw(n: int, size: int, g: torch.Generator, device) -> torch.Tensor:
+    """`size` indices drawn with replacement from range(n)."""
+    return torch.randint(n, (size,), generator=g, device=device)
+
+
+@torch.no_grad()
+def evaluate(model: Classifier, images, labels, batch_size: int = 1024) -> tuple[float, float]:
+    """(mean cross entropy, accuracy) of the model on uint8 images with class labels."""
+    logits = torch.as_tensor(predict_logits(model, images, batch_size))
+    y = torch.as_tensor(np.asarray(labels))
+    return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+
+def predict_logits(model: Classifier, images, batch_size: int = 1024) -> np.ndarray:
+    model.eval()
+    return apply_batched(model, images, next(model.parameters()).device, batch_size)
+
+
+def embed(model: Classifier, images, batch_size: int = 1024) -> np.ndarray:
+    model.eval()
+    return apply_batched(model.embed, images, next(model.parameters()).device, batch_size)
+
+
+def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, train_y, val_x, val_y,
+                   folder: Path | str, unlabeled=None, pretrained: nn.Module | None = None,
+                   device: torch.device | str = "cpu", log=print, progress: bool = True) -> FitResult:
+    """Train a Classifier (from `pretrained` or from scratch); resume from `folder` when possible.
+
+    `train_x`/`val_x` are uint8 images (n, 1, 32, 32) with class labels; `unlabeled` is used
+    only when cfg.unlabeled_ratio > 0 (FixMatch) or cfg.recon_weight > 0 (auxiliary task).
+    """
+    device = torch.device(device)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    signature = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(),
+                 "pretrained": pretrained is not None, "n_train": int(len(train_x))}
+    torch.manual_seed(cfg.seed)
+    model = Classifier(model_config, decoder=cfg.recon_weight > 0).to(device)
+    if pretrained is not None:
+        model.load_pretrained(pretrained)
+        model.eval()
+        model.init_prototypes(train_x, train_y)
+    backbone = [*model.encoder.parameters(), *model.bottleneck.parameters()]
+    rest = [p for p in model.parameters() if all(p is not q for q in backbone)]
+    optimizer = torch.optim.AdamW([{"params": backbone, "lr_factor": cfg.backbone_lr_factor},
+                                   {"params": rest, "lr_factor": 1.0}], lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    checkpoint = folder / "checkpoint.pt"
+    history, start = [], 0
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["signature"] == signature:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history, start = state["history"], state["step"]
+            log(f"{folder.name}: resuming at step {start} of {cfg.steps}" if start < cfg.steps
+                else f"{folder.name}: already trained, loaded from {checkpoint}")
+    (folder / "config.json").write_text(json.dumps(signature, indent=2) + "\n")
+
+    tx = torch.as_tensor(np.asarray(train_x)).to(device)
+    ty = torch.as_tensor(np.asarray(train_y)).to(device)
+    tu = torch.as_tensor(np.asarray(unlabeled)).to(device) if unlabeled is not None else None
+    uses_unlabeled = cfg.unlabeled_ratio > 0 or cfg.recon_weight > 0
+    if uses_unlabeled and tu is None:
+        raise ValueError("this configuration needs the unlabeled images")
+    n_unlabeled = cfg.batch_size * max(cfg.unlabeled_ratio, 1) if uses_unlabeled else 0
+    warmup = int(cfg.warmup_epochs * 100)
+    sums, seen, t0 = {}, 0, time.perf_counter()
+    bar = tqdm(range(start, cfg.steps), desc=folder.name, leave=False, disable=not progress, mininterval=2.0)
+    for step in bar:
+        model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, warmup, cfg) * group["lr_factor"]
+        g = _generator(cfg.seed, step, device)
+        index = _draw(len(tx), cfg.batch_size, g, device)
+        x, y = augment(tx[index].float().div_(255.0), cfg.weak, g), ty[index]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        logs = {"supervised": loss.item(), "train_accuracy": (logits.argmax(1) == y).float().mean().item()}
+        if uses_unlabeled:
+            u = tu[_draw(len(tu), n_unlabeled, g, device)].float().div_(255.0)
+            if cfg.unlabeled_ratio > 0:
+                with torch.no_grad():
+                    weak_logits = model(augment(u, cfg.weak, g))
+                unsup, mask = fixmatch_loss(weak_logits, model(augment(u, cfg.strong, g)), cfg.confidence)
+                loss = loss + cfg.unlabeled_weight * unsup
+                logs.update(unsupervised=unsup.item(), confident_fraction=mask.mean().item())
+            if cfg.recon_weight > 0:
+                images = torch.cat([x, u[: cfg.batch_size]])
+                recon = torch.sigmoid(model.decoder(model.embed(images)))
+                mse = (recon - images).pow(2).mean()
+                loss = loss + cfg.recon_weight * mse
+                logs["reconstruction"] = mse.item()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seen += cfg.batch_size + n_unlabeled
+        for key, value in {"loss": loss.item(), **logs}.items():
+            sums[key] = sums.get(key, 0.0) + value
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            count = done - (history[-1]["step"] if history else start)
+            val_loss, val_accuracy = evaluate(model, val_x, val_y)
+            history.append({"step": done, **{k: v / count for k, v in sums.items()},
+                            "val_loss": val_loss, "val_accuracy": val_accuracy,
+                            "seconds": time.perf_counter() - t0, "images_seen": seen})
+            sums = {}
+            torch.save({"signature": signature, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "history": history, "step": done}, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            bar.set_postfix(val_accuracy=f"{val_accuracy:.4f}")
+    seconds = time.perf_counter() - t0
+    if start < cfg.steps:
+        log(f"{folder.name}: {cfg.steps - start} steps in {seconds:.0f} s, {seen / seconds:,.0f} images/s, "
+            f"validation accuracy {history[-1]['val_accuracy']:.4f}")
+    rate = seen / seconds if seen else float("nan")
+    return FitResult(model.eval(), history, seconds, rate)

@@ -1,0 +1,92 @@
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lib import classification, finetune
+from lib.finetune import FinetuneConfig, fit_classifier, fixmatch_loss
+from lib.models import ModelConfig
+
+TINY = ModelConfig(kind="contrastive", width=4, depth=0, features=16)
+
+
+def test_fixmatch_loss_by_hand():
+    # image 1: confident (p = 0.98 for class 0) -> counted; image 2: p = 0.5/0.5 -> masked out
+    weak = torch.tensor([[math.log(0.98), math.log(0.02)], [0.0, 0.0]])
+    strong = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
+    loss, mask = fixmatch_loss(weak, strong, confidence=0.95)
+    assert mask.tolist() == [1.0, 0.0]
+    # CE of uniform logits against class 0 is log 2; averaged over both images
+    assert loss.item() == pytest.approx(math.log(2) / 2)
+
+
+def tiny_data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 5
+    x = np.zeros((n, 1, 32, 32), np.uint8)
+    for i, c in enumerate(y):  # a class-dependent bar, learnable in a few steps
+        x[i, 0, 4 + 5 * c : 8 + 5 * c, 4:28] = 200 + rng.integers(0, 50)
+    return x, y
+
+
+def test_fit_resumes_exactly(tmp_path, monkeypatch):
+    x, y = tiny_data()
+    cfg = FinetuneConfig(steps=6, batch_size=8, eval_every=3, unlabeled_ratio=1, confidence=0.0)
+    straight = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "a", unlabeled=x, progress=False)
+
+    # kill a second run at its second evaluation (step 6), after the checkpoint of step 3
+    evaluations = []
+    real_evaluate = finetune.evaluate
+
+    def evaluate_then_die(*args, **kwargs):
+        evaluations.append(1)
+        if len(evaluations) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(finetune, "evaluate", evaluate_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "b", unlabeled=x, progress=False)
+    monkeypatch.setattr(finetune, "evaluate", real_evaluate)
+    messages = []
+    resumed = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "b", unlabeled=x, progress=False,
+                             log=messages.append)
+    assert messages[0].startswith("b: resuming at step 3")
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_training_code_never_reads_the_answer_key(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("training code read the answer key")
+
+    monkeypatch.setattr("lib.data.load_answer_key", refuse)
+    x, y = tiny_data()
+    cfg = FinetuneConfig(steps=2, batch_size=8, eval_every=2, unlabeled_ratio=1, recon_weight=0.5)
+    fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "c", unlabeled=x, progress=False)
+    training_sources = ["finetune.py", "training.py", "models.py", "augment.py", "classification.py"]
+    lib = Path(finetune.__file__).parent
+    for name in training_sources:
+        text = (lib / name).read_text()
+        assert "answer_key" not in text and "unlabeled_class" not in text, name
+
+
+def test_stratified_split_and_label_subset():
+    y = np.repeat(np.arange(5), 40)
+    train, val = classification.stratified_split(y, 0.2, seed=0)
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(y)
+    assert np.bincount(y[val]).tolist() == [8] * 5
+    subset = classification.label_subset(y, 12, seed=0)
+    assert len(subset) == 12 and np.bincount(y[subset]).max() - np.bincount(y[subset]).min() <= 1
+
+
+def test_stacking_learns_from_held_out_probabilities():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(5), 30)
+    good = np.eye(5)[y] * 0.8 + 0.04
+    noise = rng.dirichlet(np.ones(5), len(y))
+    stack = classification.Stacking.fit([noise, good], y, seed=0)
+    assert stack.cv_accuracy > 0.9
+    assert (stack.predict_proba([noise, good]).argmax(1) == y).mean() > 0.9

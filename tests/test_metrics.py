@@ -1,0 +1,132 @@
+"""Metrics on hand-made cases with known answers, and agreement with scikit-learn."""
+
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
+
+from lib import metrics
+
+
+def test_perfect_separation():
+    scores = np.array([0.1, 0.2, 0.3, 0.9, 1.0])
+    anomaly = np.array([0, 0, 0, 1, 1], bool)
+    assert metrics.auroc(scores, anomaly) == 1.0
+    assert metrics.average_precision(scores, anomaly) == 1.0
+    assert metrics.fpr_at_tpr(scores, anomaly) == 0.0
+
+
+def test_fpr95_is_exactly_one_half():
+    # 20 anomalies scored 10..29: catching >= 95 % (19) needs threshold 11; half the normals score 20 >= 11
+    anomalies = np.arange(10.0, 30.0)
+    normals = np.r_[np.zeros(10), np.full(10, 20.0)]
+    scores = np.r_[anomalies, normals]
+    anomaly = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    assert metrics.fpr_at_tpr(scores, anomaly) == 0.5
+
+
+def test_reversed_scores_and_ties():
+    anomaly = np.array([1, 1, 0, 0], bool)
+    assert metrics.auroc(np.array([0.0, 0.0, 1.0, 1.0]), anomaly) == 0.0
+    assert metrics.auroc(np.ones(4), anomaly) == 0.5  # all tied: one half
+    assert metrics.fpr_at_tpr(np.ones(4), anomaly) == 1.0
+
+
+def test_agrees_with_sklearn_on_tied_random_scores():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n = int(rng.integers(30, 200))
+        anomaly = rng.random(n) < 0.2
+        anomaly[:2] = (True, False)
+        scores = np.round(rng.normal(size=n) + anomaly, 1)  # rounding makes ties
+        assert metrics.auroc(scores, anomaly) == pytest.approx(roc_auc_score(anomaly, scores), abs=1e-12)
+        assert metrics.average_precision(scores, anomaly) == pytest.approx(
+            average_precision_score(anomaly, scores), abs=1e-12)
+        fpr, tpr, _ = roc_curve(anomaly, scores)
+        assert metrics.fpr_at_tpr(scores, anomaly) == pytest.approx(fpr[np.argmax(tpr >= 0.95)], abs=1e-12)
+        y_true, y_pred = rng.integers(0, 6, n), rng.integers(0, 6, n)
+        assert metrics.macro_f1(y_true, y_pred, 6) == pytest.approx(
+            f1_score(y_true, y_pred, labels=range(6), average="macro", zero_division=0), abs=1e-12)
+
+
+def test_classification_basics():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 0])
+    assert metrics.accuracy(y_true, y_pred) == pytest.approx(4 / 6)
+    counts = metrics.confusion_matrix(y_true, y_pred, 3)
+    assert counts.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]  # counts[true, pred]
+    assert metrics.per_class_recall(y_true, y_pred, 3).tolist() == [0.5, 1.0, 0.5]
+
+
+def test_weights_equal_explicit_resampling():
+    rng = np.random.default_rng(1)
+    scores, anomaly = rng.normal(size=50), rng.random(50) < 0.3
+    indices = rng.integers(0, 50, 50)
+    counts = np.bincount(indices, minlength=50)
+    assert metrics.auroc(scores, anomaly, weights=counts) == pytest.approx(
+        metrics.auroc(scores[indices], anomaly[indices]))
+    y_true, y_pred = rng.integers(0, 5, 50), rng.integers(0, 5, 50)
+    assert metrics.macro_f1(y_true, y_pred, 5, weights=counts) == pytest.approx(
+        metrics.macro_f1(y_true[indices], y_pred[indices], 5))
+
+
+def test_bootstrap_contains_estimate_and_shrinks():
+    rng = np.random.default_rng(2)
+
+    def width_and_check(n):
+        y_true = rng.integers(0, 5, n)
+        y_pred = np.where(rng.random(n) < 0.9, y_true, (y_true + 1) % 5)
+        result = metrics.metric_with_ci(metrics.accuracy, y_true, y_pred, n_resamples=300, seed=0)
+        low, high = result["ci"]
+        assert low <= result["value"] <= high
+        return high - low
+
+    assert width_and_check(10_000) < width_and_check(200) / 3
+
+
+def test_bootstrap_stratifies_ood_metrics_and_is_fast():
+    rng = np.random.default_rng(3)
+    anomaly = np.r_[np.zeros(1000, bool), np.ones(52, bool)]
+    scores = rng.normal(size=1052) + 2.5 * anomaly
+    started = time.perf_counter()
+    low, high = metrics.bootstrap_ci(metrics.auroc, scores, anomaly, n_resamples=1000, seed=0)
+    assert time.perf_counter() - started < 2.0
+    assert low <= metrics.auroc(scores, anomaly) <= high
+    # a generic callable takes the per-resample path and gives the same interval for the same seed
+    generic = metrics.bootstrap_ci(lambda s, a: metrics.auroc(s, a), scores, anomaly, n_resamples=200, seed=0,
+                                   stratify=anomaly)
+    assert generic == pytest.approx(metrics.bootstrap_ci(metrics.auroc, scores, anomaly, n_resamples=200, seed=0))
+
+
+def test_ece_of_calibrated_predictions_is_zero():
+    # 10 predictions at confidence 0.8 of which 8 are right; 10 at 0.6 of which 6 are right
+    probs = np.r_[np.tile([0.8, 0.2], (10, 1)), np.tile([0.4, 0.6], (10, 1))]
+    y_true = np.r_[np.zeros(8), np.ones(2), np.ones(6), np.zeros(4)].astype(int)
+    assert metrics.expected_calibration_error(probs, y_true, n_bins=10) == pytest.approx(0.0, abs=1e-12)
+    overconfident = np.tile([1.0, 0.0], (20, 1))  # always class 0 at confidence 1, right 12 times in 20
+    assert metrics.expected_calibration_error(overconfident, y_true, n_bins=10) == pytest.approx(0.4)
+    diagram = metrics.reliability_diagram(probs, y_true, n_bins=10)
+    assert diagram["count"].sum() == 20 and diagram["accuracy"][8] == pytest.approx(0.8)
+
+
+def test_threshold_rules():
+    normal = np.arange(100.0)  # 0..99
+    assert metrics.threshold_keep_normal(normal, keep=0.95) == pytest.approx(94.05)
+    scores = np.r_[normal, [150.0, 160.0, 98.5]]
+    anomaly = np.r_[np.zeros(100, bool), np.ones(3, bool)]
+    threshold = metrics.threshold_best_f1(scores, anomaly)
+    # flagging {160, 150} gives F1 = 4/5; flagging down to 98.5 also flags the normal 99: F1 = 6/7, the best
+    assert threshold == pytest.approx((98.5 + 98.0) / 2)
+    assert metrics.detection_at_threshold(scores, anomaly, threshold)["f1"] == pytest.approx(6 / 7)
+    assert metrics.fit_threshold(scores, anomaly, "keep_normal") == pytest.approx(94.05)
+    separable = metrics.threshold_best_f1(np.array([0.0, 1.0, 5.0, 6.0]), np.array([0, 0, 1, 1], bool))
+    assert separable == 3.0
+
+
+def test_end_to_end():
+    predictions = metrics.end_to_end_predictions(np.array([0, 1, 4, 2]), np.array([False, True, False, True]))
+    assert predictions.tolist() == [0, 5, 4, 5]
+    y_true = np.array([0, 5, 4, 2])
+    assert metrics.end_to_end_macro_f1(y_true, np.array([0, 1, 4, 2]), np.array([0, 1, 0, 0], bool)) == \
+        pytest.approx(f1_score(y_true, [0, 5, 4, 2], labels=range(6), average="macro", zero_division=0))

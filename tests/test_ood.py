@@ -1,0 +1,82 @@
+"""Anomaly scores on two Gaussian blobs: far points score higher; logits scores have the right sign."""
+
+import time
+
+import numpy as np
+import pytest
+
+from lib import ood
+
+
+@pytest.fixture
+def blobs():
+    rng = np.random.default_rng(0)
+    centres = np.array([[4.0, 0.0, 0.0], [-4.0, 0.0, 0.0]])
+    y = np.repeat([0, 1], 200)
+    z = centres[y] + rng.normal(size=(400, 3))
+    near = centres + 0.1
+    far = np.array([[0.0, 12.0, 0.0], [0.0, 0.0, -12.0]])
+    return z, y, near, far
+
+
+def test_class_gaussians(blobs):
+    z, y, near, far = blobs
+    model = ood.ClassGaussians().fit(z, y)
+    assert np.allclose(model.covariance_, np.eye(3), atol=0.3)
+    assert model.mahalanobis(far).min() > model.mahalanobis(near).max()
+    assert model.predict(near).tolist() == [0, 1]
+    assert (model.predict(z) == y).mean() > 0.99
+    assert np.allclose(np.exp(model.log_posterior(z)).sum(axis=1), 1.0)
+
+
+def test_class_gaussians_with_pseudo_labels(blobs):
+    z, y, near, _ = blobs
+    few = np.r_[0:5, 200:205]  # five labels per class, the rest as unlabeled data
+    model = ood.ClassGaussians().fit(z[few], y[few], z_unlabeled=z)
+    assert model.n_pseudo_ > 350
+    assert model.predict(near).tolist() == [0, 1]
+
+
+def test_mixture_density(blobs):
+    z, y, near, far = blobs
+    mixture = ood.GaussianMixtureDensity(n_components=2).fit(z, labeled_z=z, labeled_y=y)
+    assert mixture.score(far).min() > mixture.score(near).max()
+
+
+def test_knn_distance(blobs):
+    z, _, near, far = blobs
+    knn = ood.KNNDistance(k=5).fit(z)
+    # cosine distance sees directions: the far points point away from both blobs
+    assert knn.score(far).min() > knn.score(near).max()
+    assert np.all(knn.score(z) >= -1e-6)
+
+
+def test_knn_is_fast():
+    rng = np.random.default_rng(1)
+    knn = ood.KNNDistance(k=10).fit(rng.normal(size=(26_000, 10)))
+    queries = rng.normal(size=(1052, 10))
+    started = time.perf_counter()
+    scores = knn.score(queries)
+    assert time.perf_counter() - started < 1.0 and scores.shape == (1052,)
+
+
+def test_logit_scores_signs():
+    confident = np.array([[10.0, 0.0, 0.0, 0.0, 0.0]])
+    unsure = np.zeros((1, 5))
+    assert ood.msp_score(confident)[0] < ood.msp_score(unsure)[0]
+    assert ood.energy_score(confident)[0] < ood.energy_score(unsure)[0]
+    assert ood.msp_score(unsure)[0] == pytest.approx(-0.2)
+    assert ood.energy_score(unsure)[0] == pytest.approx(-np.log(5))
+
+
+def test_combine_scores():
+    rng = np.random.default_rng(2)
+    train = {"a": rng.normal(0, 1, 1000), "b": rng.normal(100, 10, 1000)}
+    test = {"a": np.array([0.0, 3.0]), "b": np.array([100.0, 130.0])}
+    combined = ood.combine_scores(train, test)
+    assert combined[0] == pytest.approx(0.0, abs=0.1) and combined[1] == pytest.approx(3.0, abs=0.2)
+    assert ood.combine_scores(train, {"a": np.array([5.0]), "b": np.array([100.0])}, how="max")[0] > 4.5
+    with pytest.raises(ValueError, match="differ"):
+        ood.combine_scores(train, {"a": np.zeros(2)})
+    with pytest.raises(ValueError, match="constant"):
+        ood.combine_scores({"a": np.ones(5)}, {"a": np.ones(2)})

@@ -1,0 +1,247 @@
+"""The deployed model bundle and `python -m lib predict`: good inputs give a CSV, bad ones one error line."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from lib import ood
+from lib.cli import main
+from lib.errors import DataError, UserError
+from lib.final_model import FinalModel, load_final_model, save_final_model
+from lib.predict import default_model_folder, run_model
+from lib.replica import CLASS_NAMES, pad
+from lib.workspace import PROJECT_ROOT
+from tests.test_safe_pickle import CreatesFile, valid_data
+
+COLUMNS = ["index", "class", "class_name", "anomaly_score", "anomaly_flag"] + [f"z{i}" for i in range(10)]
+
+
+def tiny_parts(seed=0):
+    """A random tiny encoder (uint8-scaled images -> 10-d), a linear head and Gaussians fitted to random codes."""
+    torch.manual_seed(seed)
+    encoder = nn.Sequential(nn.Conv2d(1, 4, 3, stride=4, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                            nn.Flatten(), nn.Linear(4 * 8 * 8, 10)).eval()
+    head = nn.Linear(10, 5)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (200, 1, 32, 32), dtype=np.uint8)
+    with torch.no_grad():
+        z = encoder(torch.from_numpy(images).float() / 255).numpy()
+    gaussians = ood.ClassGaussians().fit(z, np.arange(200) % 5)
+    return encoder, head, gaussians, images, z
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models on shared cores: one thread avoids threads of each operation waiting for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    encoder, head, gaussians, images, _ = tiny_parts()
+    model = FinalModel(encoder, head, gaussians.means_, gaussians.precision_)
+    _, scores, _ = run_model(model, images)
+    model.threshold = float(np.median(scores))  # about half the random images get flagged
+    return save_final_model(model, tmp_path_factory.mktemp("final"), profile="smoke")
+
+
+# --------------------------------------------------------------------------- the bundle
+
+
+def test_bundle_scores_match_lib_ood():
+    encoder, head, gaussians, images, z = tiny_parts()
+    with torch.no_grad():
+        logits = head(torch.from_numpy(z)).numpy()
+    train = {"mahalanobis": gaussians.mahalanobis(z), "knn": ood.KNNDistance(k=3).fit(z[100:]).score(z[:100]),
+             "energy": ood.energy_score(logits)}
+    stats = ood.score_stats(train)
+    for score_name, expected in [
+        ("mahalanobis", gaussians.mahalanobis(z)),
+        ("energy", ood.energy_score(logits)),
+        ("mahalanobis+knn+energy", ood.combine_scores(train, {
+            "mahalanobis": gaussians.mahalanobis(z), "knn": ood.KNNDistance(k=3).fit(z[100:]).score(z),
+            "energy": ood.energy_score(logits)})),
+    ]:
+        model = FinalModel(encoder, head, gaussians.means_, gaussians.precision_, threshold=0.0,
+                           score_name=score_name, knn_bank=z[100:], knn_k=3, score_stats=stats)
+        out_logits, scores, codes = run_model(model, images)
+        np.testing.assert_allclose(codes, z, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out_logits, logits, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_lda_head_and_saved_model_match_eager(tmp_path):
+    encoder, _, gaussians, images, z = tiny_parts(seed=1)
+    model = FinalModel(encoder, None, gaussians.means_, gaussians.precision_, threshold=1.0,
+                       class_log_priors=gaussians.log_priors_)
+    eager = run_model(model, images[:7])
+    np.testing.assert_allclose(eager[0], gaussians.log_posterior(z[:7]), rtol=1e-4, atol=1e-4)
+    loaded = load_final_model(save_final_model(model, tmp_path, profile="smoke", extra={"note": "test"}))
+    assert loaded.threshold == 1.0 and loaded.metadata["note"] == "test" and len(loaded.class_names) == 5
+    for batch in (images[:1], images[:7], images):  # the traced graph is not tied to the example's batch size
+        for a, b in zip(run_model(loaded.module, batch), run_model(model, batch)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_damaged_or_missing_model(tmp_path, model_folder):
+    with pytest.raises(DataError, match="does not exist"):
+        load_final_model(tmp_path / "nowhere")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "model.json").write_text((model_folder / "model.json").read_text())
+    (damaged / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(DataError, match="not a readable TorchScript model"):
+        load_final_model(damaged)
+    (damaged / "model.json").write_text("{")
+    with pytest.raises(DataError, match="model.json is damaged"):
+        load_final_model(damaged)
+
+
+def test_default_model_folder(tmp_path):
+    with pytest.raises(UserError, match="make report"):
+        default_model_folder(tmp_path)
+    (tmp_path / "checkpoints" / "smoke" / "final").mkdir(parents=True)
+    assert default_model_folder(tmp_path).parts[-2] == "smoke"
+    (tmp_path / "checkpoints" / "gpu" / "final").mkdir(parents=True)
+    assert default_model_folder(tmp_path).parts[-2] == "gpu"  # cpu, then gpu, then smoke
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.json").write_text(json.dumps({"profile": "smoke"}))
+    assert default_model_folder(tmp_path).parts[-2] == "smoke"  # the last full run wins
+
+
+# --------------------------------------------------------------------------- the command line
+# A fresh process pays torch's import (seconds on two shared cores), so two cases (a good input, a
+# malicious pickle) run as real subprocesses and the rest through lib.cli.main in this process: the
+# same handler, the same one-line error, the same exit code.
+
+
+def run_predict(*args, capsys=None):
+    """`python -m lib predict ARGS` as a subprocess, or in this process when given capsys."""
+    if capsys is None:
+        return subprocess.run([sys.executable, "-m", "lib", "predict", *map(str, args)], capture_output=True,
+                              text=True, cwd=PROJECT_ROOT, env=dict(os.environ), timeout=120)
+    capsys.readouterr()
+    returncode = main(["predict", *map(str, args)])
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=returncode, stdout=captured.out, stderr=captured.err)
+
+
+def assert_one_line_error(result, fragment):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.stderr
+
+
+def check_csv(out, rows, columns=COLUMNS):
+    table = pd.read_csv(out)
+    assert list(table.columns) == columns and len(table) == rows
+    assert table["class"].between(0, 4).all() and set(table["anomaly_flag"]) <= {0, 1}
+    assert table["class_name"].isin(CLASS_NAMES).all()
+    return table
+
+
+def test_predict_npy_subprocess(tmp_path, model_folder):
+    images = np.random.default_rng(0).integers(0, 256, (9, 28, 28), dtype=np.uint8)
+    path, out = tmp_path / "images.npy", tmp_path / "predictions.csv"
+    np.save(path, images)
+    result = run_predict(path, "--out", out, "--model", model_folder, "--threads", "1")
+    assert result.returncode == 0 and "wrote 9 rows" in result.stdout, result.stderr
+    check_csv(out, 9)
+    assert np.array_equal(np.load(path), images)  # the input is untouched
+
+
+@pytest.mark.parametrize("shape", [(6, 32, 32), (6, 1, 32, 32), (6, 1, 28, 28)])
+def test_predict_npy_shapes(tmp_path, model_folder, capsys, shape):
+    path, out = tmp_path / "images.npy", tmp_path / "predictions.csv"
+    np.save(path, np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8))
+    result = run_predict(path, "--out", out, "--model", model_folder, capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    check_csv(out, 6)
+
+
+def test_predict_28_is_padded_like_the_data(tmp_path, model_folder, capsys):
+    small = np.random.default_rng(2).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for name, images in (("small", small), ("padded", pad(small))):
+        np.save(tmp_path / f"{name}.npy", images)
+        assert run_predict(tmp_path / f"{name}.npy", "--out", tmp_path / f"{name}.csv", "--model", model_folder,
+                           capsys=capsys).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "small.csv"), pd.read_csv(tmp_path / "padded.csv"))
+
+
+def test_predict_assignment_pickle(tmp_path, model_folder, capsys):
+    path, out = tmp_path / "data.pickle", tmp_path / "predictions.csv"
+    path.write_bytes(pickle.dumps(valid_data(n=3), protocol=4))
+    result = run_predict(path, "--out", out, "--model", model_folder, capsys=capsys)
+    assert result.returncode == 0, result.stderr
+    table = check_csv(out, 12, ["set"] + COLUMNS)
+    assert table["set"].value_counts().to_dict() == {name: 3 for name in valid_data()}
+
+
+def test_predict_refuses_malicious_pickle_subprocess(tmp_path, model_folder):
+    target = tmp_path / "pwned"
+    path = tmp_path / "evil.pickle"
+    path.write_bytes(pickle.dumps({"unlabeled_data": CreatesFile(target)}, protocol=4))
+    result = run_predict(path, "--out", tmp_path / "out.csv", "--model", model_folder)
+    assert_one_line_error(result, "refused to load pickle global")
+    assert not target.exists() and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("name, array, fragment", [
+    ("wrong_shape", np.zeros((4, 30, 30), np.uint8), "shape (4, 30, 30) is not supported"),
+    ("channels", np.zeros((4, 3, 32, 32), np.uint8), "shape (4, 3, 32, 32) is not supported"),
+    ("float", np.zeros((4, 32, 32), np.float32), "found dtype float32; uint8 images with values 0-255 expected"),
+    ("nan", np.full((4, 32, 32), np.nan), "found float values including NaN; uint8 images with values 0-255"),
+    ("int", np.zeros((4, 32, 32), np.int64), "found dtype int64; uint8 images"),
+    ("empty", np.zeros((0, 32, 32), np.uint8), "contains no images"),
+    ("objects", np.array([None, 1], dtype=object), "holds Python objects"),
+])
+def test_predict_refuses_bad_arrays(tmp_path, model_folder, capsys, name, array, fragment):
+    path = tmp_path / f"{name}.npy"
+    np.save(path, array, allow_pickle=True)
+    result = run_predict(path, "--out", tmp_path / "out.csv", "--model", model_folder, capsys=capsys)
+    assert_one_line_error(result, fragment)
+
+
+@pytest.mark.parametrize("filename, content, fragment", [
+    ("a.pickle", [np.zeros((2, 32, 32), np.uint8)], "expected a .npy array or a pickled dict of sets"),
+    ("a.pickle", {"a": {"data": np.zeros((2, 32, 32), np.float64)}}, ": a: found dtype float64"),
+    ("a.pickle", b"garbage", "not a readable pickle"),
+    ("a.npy", b"garbage", "not a .npy file (no NumPy header)"),
+])
+def test_predict_refuses_bad_files(tmp_path, model_folder, capsys, filename, content, fragment):
+    path = tmp_path / filename
+    path.write_bytes(content if isinstance(content, bytes) else pickle.dumps(content, protocol=4))
+    assert_one_line_error(run_predict(path, "--out", tmp_path / "out.csv", "--model", model_folder, capsys=capsys),
+                          fragment)
+
+
+def test_predict_refuses_missing_input_and_model(tmp_path, model_folder, capsys):
+    images = tmp_path / "images.npy"
+    np.save(images, np.zeros((2, 32, 32), np.uint8))
+    assert_one_line_error(run_predict(tmp_path / "nope.npy", "--out", tmp_path / "out.csv", "--model", model_folder,
+                                      capsys=capsys), "nope.npy does not exist")
+    assert_one_line_error(run_predict(images, "--out", tmp_path / "out.csv", "--model", tmp_path / "no_model",
+                                      capsys=capsys), "model.pt does not exist")
+
+
+def test_predict_refuses_to_overwrite_input(tmp_path, model_folder, capsys):
+    path = tmp_path / "images.npy"
+    np.save(path, np.zeros((2, 32, 32), np.uint8))
+    before = path.read_bytes()
+    assert_one_line_error(run_predict(path, "--out", path, "--model", model_folder, capsys=capsys),
+                          "is the input file")
+    assert path.read_bytes() == before
+    assert_one_line_error(run_predict(path, "--out", tmp_path / "no" / "out.csv", "--model", model_folder,
+                                      capsys=capsys), "folder of --out")
