@@ -63,6 +63,23 @@ class FinetuneConfig:
         return asdict(self)
 
 
+class Normalize(nn.Module):
+    def forward(self, x):
+        return F.normalize(x.float(), dim=1)
+
+
+class CosineHead(nn.Module):
+    """logits = s * cos(z, w_k): classes are directions in the normalised embedding."""
+
+    def __init__(self, n_classes: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.1)
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
+
+    def forward(self, z):
+        return self.log_scale.exp() * z @ F.normalize(self.weight, dim=1).t()
+
+
 class Classifier(nn.Module):
     """Encoder -> ten-dimensional embedding -> cosine head over five classes (+ optional decoder)."""
 
@@ -73,19 +90,19 @@ class Classifier(nn.Module):
         self.encoder = ConvEncoder(c.width, c.depth, c.batch_norm, c.features)
         self.bottleneck = nn.Sequential(nn.BatchNorm1d(c.features) if c.batch_norm else nn.Identity(),
                                         nn.ReLU(inplace=True), nn.Linear(c.features, c.latent))
-        self.weight = nn.Parameter(torch.randn(n_classes, c.latent) * 0.1)
-        self.log_scale = nn.Parameter(torch.tensor(float(np.log(10.0))))
+        self.head = CosineHead(n_classes, c.latent)
         self.decoder = ConvDecoder(c.width, 0, c.batch_norm, c.latent) if decoder else None
 
     def embed(self, x):
         """The normalised ten-dimensional embedding (same space as the contrastive model's)."""
         return F.normalize(self.bottleneck(self.encoder(x)).float(), dim=1)
 
-    def logits_from_embedding(self, z):
-        return self.log_scale.exp() * z @ F.normalize(self.weight, dim=1).t()
-
     def forward(self, x):
-        return self.logits_from_embedding(self.embed(x))
+        return self.head(self.embed(x))
+
+    def embedder(self) -> nn.Module:
+        """The image -> embedding part as one module (for the deployed model)."""
+        return nn.Sequential(self.encoder, self.bottleneck, Normalize()).eval()
 
     def load_pretrained(self, pretrained: nn.Module) -> None:
         """Copy encoder and bottleneck weights from a trained contrastive model."""
@@ -96,11 +113,11 @@ class Classifier(nn.Module):
     def init_prototypes(self, images, labels) -> None:
         """Point each class weight at its class's mean embedding, so training starts from the
         nearest-class-mean classifier of the pretrained embedding instead of a random head."""
-        z = torch.as_tensor(apply_batched(self.embed, images, self.weight.device))
+        z = torch.as_tensor(apply_batched(self.embed, images, self.head.weight.device))
         y = torch.as_tensor(np.asarray(labels))
-        for c in range(len(self.weight)):
+        for c in range(len(self.head.weight)):
             if (y == c).any():
-                self.weight[c] = F.normalize(z[y == c].mean(0), dim=0)
+                self.head.weight[c] = F.normalize(z[y == c].mean(0), dim=0)
 
 
 @dataclass
@@ -148,6 +165,19 @@ def predict_logits(model: Classifier, images, batch_size: int = 1024) -> np.ndar
 def embed(model: Classifier, images, batch_size: int = 1024) -> np.ndarray:
     model.eval()
     return apply_batched(model.embed, images, next(model.parameters()).device, batch_size)
+
+
+def load_classifier(folder: Path | str, device: torch.device | str = "cpu") -> Classifier:
+    """Rebuild a trained Classifier from its folder (eval mode)."""
+    checkpoint = Path(folder) / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no classifier checkpoint in {folder}: run notebook 03_classification first")
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    signature = state["signature"]
+    model = Classifier(ModelConfig.from_dict(signature["model_config"]),
+                       decoder=signature["finetune_config"]["recon_weight"] > 0)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
 
 
 def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, train_y, val_x, val_y,

@@ -10,8 +10,9 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728"]
 
 
 def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[str] | None = None,
-               cell: float = 0.9, cmap: str = "gray_r"):
-    """One row of images per entry of `rows` (each (k, 1, 32, 32) or (k, 32, 32)), labelled on the left."""
+               cell: float = 0.9, cmap: str = "gray_r", titles: list[list[str]] | None = None):
+    """One row of images per entry of `rows` (each (k, 1, 32, 32) or (k, 32, 32)), labelled on the left;
+    `titles` gives a small title per image (row by row)."""
     n_cols = max(len(row) for row in rows)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols + 1.4, cell * len(rows)), squeeze=False)
     for r, (images, label) in enumerate(zip(rows, row_labels)):
@@ -27,7 +28,9 @@ def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[s
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=12)
             if r == 0 and col_titles:
                 ax.set_title(col_titles[c], fontsize=8)
-    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+            if titles and c < len(titles[r]):
+                ax.set_title(titles[r][c], fontsize=7)
+    fig.subplots_adjust(wspace=0.05, hspace=0.6 if titles else 0.05)
     return fig
 
 

@@ -19,12 +19,25 @@ class Profile:
     umap_points: int  # points in UMAP maps (UMAP is the slow part of plotting)
     bootstrap: int  # resamples for 95 % bootstrap confidence intervals
     seeds: tuple[int, ...]  # training seeds where a notebook repeats runs
+    # Notebook 02 (pretraining on the unlabeled images)
+    encoder_width: int = 16  # contrastive encoder: channels of the first convolution (x2 per downsampling)
+    encoder_depth: int = 0  # contrastive encoder: residual blocks after each downsampling
+    autoencoder_width: int = 16  # convolutional autoencoders and VAE
+    pretrain_batch: int = 256
+    contrastive_epochs: int = 30
+    autoencoder_epochs: int = 12  # each convolutional autoencoder (one checkpoint per epoch is plotted)
+    vae_epochs: int = 12
+    fc_epochs: int = 12
 
 
 PROFILES = {
-    "smoke": Profile("smoke", subset=600, umap_points=400, bootstrap=100, seeds=(0,)),
+    "smoke": Profile("smoke", subset=600, umap_points=400, bootstrap=100, seeds=(0,),
+                     encoder_width=8, autoencoder_width=8, pretrain_batch=128, contrastive_epochs=1,
+                     autoencoder_epochs=2, vae_epochs=1, fc_epochs=1),
     "cpu": Profile("cpu", subset=None, umap_points=4000, bootstrap=1000, seeds=(0,)),
-    "gpu": Profile("gpu", subset=None, umap_points=8000, bootstrap=2000, seeds=(0, 1, 2)),
+    "gpu": Profile("gpu", subset=None, umap_points=8000, bootstrap=2000, seeds=(0, 1, 2),
+                   encoder_width=32, encoder_depth=1, autoencoder_width=32, pretrain_batch=512,
+                   contrastive_epochs=100, autoencoder_epochs=30, vae_epochs=30, fc_epochs=30),
 }
 
 

@@ -7,6 +7,8 @@ import platform
 
 import torch
 
+from lib.profiles import get_profile
+
 
 def cpu_model() -> str:
     try:
@@ -28,6 +30,7 @@ def device_description(device: str) -> str:
 def report_variables(profile: str, seed: int, device: str, seconds: dict[str, float], renderer: str) -> dict:
     return {
         "profile": profile,
+        "bootstrap": f"{get_profile(profile).bootstrap:,}",
         "seed": str(seed),
         "device": device,
         "device_description": device_description(device),

@@ -56,6 +56,8 @@ def test_fit_resumes_exactly(tmp_path, monkeypatch):
     assert messages[0].startswith("b: resuming at step 3")
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+    reloaded = finetune.load_classifier(tmp_path / "a")
+    np.testing.assert_array_equal(finetune.predict_logits(reloaded, x), finetune.predict_logits(straight.model, x))
 
 
 def test_training_code_never_reads_the_answer_key(tmp_path, monkeypatch):

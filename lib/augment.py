@@ -1,0 +1,140 @@
+"""Batched image augmentation on the training device (DESIGN §4).
+
+Every transform draws its parameters per sample from one `torch.Generator`, so
+a batch of n images gets n different views in a handful of tensor operations
+(no per-image Python loop), and the same generator state gives the same views.
+
+The transforms follow the data's symmetries (the notebook explains the
+choices): small translations, zooms, aspect changes and rotations keep the
+class of a centred, upright article; a multiplicative gain and a gamma change
+mimic different exposure while keeping the black background black; faint noise
+and small erased patches make the encoder ignore pixel-level detail. Every
+transform stays well below the corruptions that make anomalies (noise of 90
+grey levels, a 16x16 block, inversion), so the encoder is never taught to be
+blind to them. Horizontal flips are available but off by default: every shoe in
+Fashion-MNIST points left, so a flipped shoe is an image the data never holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    shift: float = 0.10  # largest translation, as a fraction of the image side
+    scale: tuple[float, float] = (0.80, 1.20)  # zoom factor range (>1 enlarges the article)
+    aspect: float = 0.15  # largest log aspect-ratio change (x and y zoom differ by up to exp(±aspect))
+    rotation: float = 10.0  # largest rotation in degrees
+    hflip: float = 0.0  # probability of a horizontal flip
+    gain: float = 0.35  # multiplicative brightness change in [1 - gain, 1 + gain]
+    gamma: float = 0.35  # log-gamma range: x ** exp(U(-gamma, gamma))
+    noise: float = 0.04  # largest Gaussian noise standard deviation (intensity units, image in [0, 1])
+    erase: float = 0.25  # probability of erasing one rectangle
+    erase_size: tuple[float, float] = (0.15, 0.35)  # its side lengths, as fractions of the image side
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+NONE = AugmentConfig(shift=0.0, scale=(1.0, 1.0), aspect=0.0, rotation=0.0, hflip=0.0, gain=0.0,
+                     gamma=0.0, noise=0.0, erase=0.0)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (n, 1, h, w) -> float in [0, 1]."""
+    return images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+def _uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=device) * (high - low) + low
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+    """Random views of a float batch x (n, c, h, w) in [0, 1]; parameters differ per sample.
+
+    The generator must live on x's device; the output is clamped to [0, 1].
+    """
+    n, _, h, w = x.shape
+    dev, g = x.device, generator
+    x = x.float()
+
+    # Geometry: one affine grid per sample (rotation, zoom, aspect, translation, flip).
+    if cfg.shift or cfg.scale != (1.0, 1.0) or cfg.aspect or cfg.rotation or cfg.hflip:
+        angle = _uniform(n, -cfg.rotation, cfg.rotation, g, dev) * (math.pi / 180)
+        log_zoom = _uniform(n, math.log(cfg.scale[0]), math.log(cfg.scale[1]), g, dev)
+        log_aspect = _uniform(n, -cfg.aspect, cfg.aspect, g, dev)
+        # theta maps output to input coordinates: zoom > 1 enlarges, so divide by it.
+        sx = torch.exp(-(log_zoom + log_aspect / 2))
+        sy = torch.exp(-(log_zoom - log_aspect / 2))
+        flip = torch.where(torch.rand(n, generator=g, device=dev) < cfg.hflip, -1.0, 1.0)
+        tx = _uniform(n, -2 * cfg.shift, 2 * cfg.shift, g, dev)  # affine coordinates span [-1, 1]
+        ty = _uniform(n, -2 * cfg.shift, 2 * cfg.shift, g, dev)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        theta = torch.stack([
+            torch.stack([cos * sx * flip, -sin * sy, tx], dim=1),
+            torch.stack([sin * sx * flip, cos * sy, ty], dim=1),
+        ], dim=1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    # Intensity: gain and gamma keep black at black (the background of every image).
+    if cfg.gamma:
+        gamma = torch.exp(_uniform(n, -cfg.gamma, cfg.gamma, g, dev)).view(n, 1, 1, 1)
+        x = x.clamp_min(1e-6).pow(gamma)
+    if cfg.gain:
+        x = x * _uniform(n, 1 - cfg.gain, 1 + cfg.gain, g, dev).view(n, 1, 1, 1)
+    if cfg.noise:
+        sigma = _uniform(n, 0.0, cfg.noise, g, dev).view(n, 1, 1, 1)
+        x = x + sigma * torch.randn(x.shape, generator=g, device=dev)
+
+    # Random erasing: one rectangle per chosen sample, through a mask (no loop).
+    if cfg.erase:
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        eh = (_uniform(n, *cfg.erase_size, g, dev) * h).round()
+        ew = (_uniform(n, *cfg.erase_size, g, dev) * w).round()
+        top = (torch.rand(n, generator=g, device=dev) * (h - eh + 1)).floor()
+        left = (torch.rand(n, generator=g, device=dev) * (w - ew + 1)).floor()
+        chosen = torch.rand(n, generator=g, device=dev) < cfg.erase
+        t, lft = top.view(n, 1, 1), left.view(n, 1, 1)
+        inside = (rows >= t) & (rows < t + eh.view(n, 1, 1)) & (cols >= lft) & (cols < lft + ew.view(n, 1, 1))
+        mask = (inside & chosen.view(n, 1, 1)).unsqueeze(1)
+        x = x.masked_fill(mask, 0.0)
+
+    return x.clamp_(0.0, 1.0)
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def plot_views(images, cfg: AugmentConfig, n_views: int = 7, seed: int = 0,
+               row_titles: list[str] | None = None):
+    """Each image (uint8 or float) beside `n_views` random views of it: one row per image."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = to_float(torch.as_tensor(np.asarray(images)))
+    g = make_generator(seed)
+    views = [augment(x, cfg, g) for _ in range(n_views)]
+    fig, axes = plt.subplots(len(x), n_views + 1, figsize=(1.0 * (n_views + 1) + 0.8, 1.0 * len(x)), squeeze=False)
+    for r in range(len(x)):
+        for c, image in enumerate([x[r], *(v[r] for v in views)]):
+            ax = axes[r, c]
+            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_titles:
+            axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
+    axes[0, 0].set_title("original", fontsize=9)
+    for c in range(1, n_views + 1):
+        axes[0, c].set_title(f"view {c}", fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return fig

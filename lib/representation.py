@@ -1,0 +1,236 @@
+"""How well a ten-dimensional description recovers the five modes, and figures that show it.
+
+Metrics (scikit-learn and scipy throughout):
+- k-means with five clusters and a five-component Gaussian mixture fitted on
+  the unlabeled images, scored against the true classes (answer key) by
+  accuracy after the best one-to-one matching of clusters to classes
+  (Hungarian algorithm, `scipy.optimize.linear_sum_assignment`) and by
+  normalized mutual information (NMI);
+- k-nearest-neighbour accuracy with the 2,000 labeled images as reference;
+- the silhouette of the k-means partition (on a subsample: it is quadratic).
+Bootstrap intervals resample the evaluated images with the fitted partition
+held fixed (they show the evaluation's sampling error, not the training's).
+
+Without the answer key (the original data) the clusters are still fitted on
+the unlabeled images but scored on the 2,000 labeled ones, and k-NN accuracy
+is cross-validated on the labeled images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import normalized_mutual_info_score, silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
+
+# --------------------------------------------------------------------------- metrics
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int | None = None) -> np.ndarray:
+    """counts[pred, true]."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    k = k or int(max(y_true.max(), y_pred.max()) + 1)
+    counts = np.zeros((k, k), dtype=np.int64)
+    np.add.at(counts, (y_pred, y_true), 1)
+    return counts
+
+
+def hungarian_mapping(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """mapping[cluster] = the class matched to it by the best one-to-one assignment."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    k = int(max(y_true.max(), y_pred.max()) + 1)
+    rows, cols = linear_sum_assignment(-confusion(y_true, y_pred, k))
+    mapping = np.arange(k)
+    mapping[rows] = cols
+    return mapping
+
+
+def hungarian_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Accuracy of a clustering after matching clusters to classes one to one (1.0 for any relabelling)."""
+    mapping = hungarian_mapping(y_true, y_pred)
+    return float(np.mean(mapping[np.asarray(y_pred)] == np.asarray(y_true)))
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    alpha = (1 - level) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def bootstrap_ci(correct: np.ndarray, resamples: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the mean of a 0/1 vector over bootstrap resamples of its items."""
+    rng = np.random.default_rng(seed)
+    correct = np.asarray(correct, dtype=np.float64)
+    n = len(correct)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 50):  # chunks keep memory small
+        m = min(50, resamples - start)
+        means[start:start + m] = correct[rng.integers(0, n, size=(m, n))].mean(axis=1)
+    return _interval(means, level)
+
+
+def bootstrap_nmi_ci(y_true, y_pred, resamples: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    n = len(y_true)
+    values = [normalized_mutual_info_score(y_true[i], y_pred[i])
+              for i in (rng.integers(0, n, size=n) for _ in range(resamples))]
+    return _interval(np.array(values), level)
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray  # cluster of every fitted point
+    centers: np.ndarray  # (k, dim): k-means centres or mixture means
+    model: object  # the fitted scikit-learn estimator (has .predict)
+
+
+def kmeans(z: np.ndarray, k: int = 5, seed: int = 0) -> Clustering:
+    km = KMeans(k, n_init=10, random_state=seed).fit(z)
+    return Clustering(km.labels_, km.cluster_centers_, km)
+
+
+def gmm(z: np.ndarray, k: int = 5, seed: int = 0) -> Clustering:
+    mixture = GaussianMixture(k, covariance_type="full", n_init=2, random_state=seed, reg_covar=1e-5).fit(z)
+    return Clustering(mixture.predict(z), mixture.means_, mixture)
+
+
+def knn_accuracy(z_ref: np.ndarray, y_ref: np.ndarray, z_eval: np.ndarray, y_eval: np.ndarray,
+                 k: int = 10) -> float:
+    """Accuracy of a k-nearest-neighbour vote among reference points (Euclidean distance)."""
+    clf = KNeighborsClassifier(n_neighbors=min(k, len(z_ref))).fit(z_ref, y_ref)
+    return float(np.mean(clf.predict(z_eval) == y_eval))
+
+
+def pca_embedding(train_images: np.ndarray, *others: np.ndarray, dim: int = 10, seed: int = 0) -> list[np.ndarray]:
+    """PCA-`dim` of raw pixels (in [0, 1]) fitted on `train_images`, applied to it and to `others`."""
+    def flat(a):
+        return np.asarray(a, dtype=np.float32).reshape(len(a), -1) / 255.0
+    pca = PCA(dim, random_state=seed).fit(flat(train_images))
+    return [pca.transform(flat(a)).astype(np.float32) for a in (train_images, *others)]
+
+
+@dataclass
+class EmbeddingEvaluation:
+    metrics: dict  # numbers for the table and the results JSON
+    kmeans: Clustering
+    gmm: Clustering
+    kmeans_classes: np.ndarray  # class matched to each k-means cluster (Hungarian)
+
+
+def evaluate_embedding(z_unlabeled: np.ndarray, y_unlabeled: np.ndarray | None, z_labeled: np.ndarray,
+                       y_labeled: np.ndarray, seed: int = 0, silhouette_points: int = 5000,
+                       bootstrap: int = 0) -> EmbeddingEvaluation:
+    """Cluster the unlabeled description and score it (see the module docstring)."""
+    km, mix = kmeans(z_unlabeled, seed=seed), gmm(z_unlabeled, seed=seed)
+    rng = np.random.default_rng(seed)
+    sub = rng.choice(len(z_unlabeled), size=min(silhouette_points, len(z_unlabeled)), replace=False)
+    metrics = {"silhouette": float(silhouette_score(z_unlabeled[sub], km.labels[sub]))}
+    if y_unlabeled is not None:
+        y_eval, y_km, y_gmm = np.asarray(y_unlabeled), km.labels, mix.labels
+        metrics["knn_accuracy"] = knn_accuracy(z_labeled, y_labeled, z_unlabeled, y_eval)
+        metrics["evaluated_on"] = "unlabeled (answer key)"
+    else:
+        y_eval, y_km, y_gmm = np.asarray(y_labeled), km.model.predict(z_labeled), mix.model.predict(z_labeled)
+        knn = KNeighborsClassifier(n_neighbors=10)
+        metrics["knn_accuracy"] = float(np.mean(cross_val_predict(knn, z_labeled, y_eval, cv=5) == y_eval))
+        metrics["evaluated_on"] = "labeled (5-fold cross-validated k-NN)"
+    mapping = hungarian_mapping(y_eval, y_km)
+    correct = mapping[y_km] == y_eval
+    metrics.update({
+        "kmeans_accuracy": float(correct.mean()),
+        "kmeans_nmi": float(normalized_mutual_info_score(y_eval, y_km)),
+        "gmm_accuracy": hungarian_accuracy(y_eval, y_gmm),
+        "gmm_nmi": float(normalized_mutual_info_score(y_eval, y_gmm)),
+    })
+    if bootstrap:
+        metrics["kmeans_accuracy_ci"] = list(bootstrap_ci(correct, bootstrap, seed))
+        metrics["kmeans_nmi_ci"] = list(bootstrap_nmi_ci(y_eval, y_km, min(bootstrap, 200), seed))
+    return EmbeddingEvaluation(metrics, km, mix, mapping[: len(km.centers)])
+
+
+def nearest_to_centres(z: np.ndarray, centres: np.ndarray, count: int) -> np.ndarray:
+    """(k, count) indices of the points nearest to each centre."""
+    d = ((z[None, :, :] - centres[:, None, :]) ** 2).sum(-1)
+    return np.argsort(d, axis=1)[:, :count]
+
+
+# --------------------------------------------------------------------------- figures
+
+def _imshow_row(axes, images, title=None, fontsize=9):
+    for ax, image in zip(axes, images):
+        ax.imshow(np.asarray(image).reshape(32, 32), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        axes[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=fontsize)
+
+
+def plot_image_rows(rows: dict[str, np.ndarray], column_titles: list[str] | None = None, figsize=None):
+    """A grid of 32x32 images in [0, 1]: one labelled row per entry."""
+    import matplotlib.pyplot as plt
+
+    n_cols = max(len(v) for v in rows.values())
+    figsize = figsize or (1.0 + 0.9 * n_cols, 0.95 * len(rows))
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=figsize, squeeze=False)
+    for ax_row, (title, images) in zip(axes, rows.items()):
+        _imshow_row(ax_row, images, title)
+    if column_titles:
+        for ax, text in zip(axes[0], column_titles):
+            ax.set_title(text, fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return fig
+
+
+def plot_embedding_maps(maps: dict[str, np.ndarray], colours: np.ndarray, class_names, ncols: int | None = None,
+                        figsize=(10, 4.2), legend_title: str = "true class"):
+    """Scatter of 2-d maps (e.g. UMAP) side by side, points coloured by class."""
+    import matplotlib.pyplot as plt
+
+    ncols = ncols or len(maps)
+    nrows = -(-len(maps) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+    palette = plt.get_cmap("tab10")
+    for ax, (title, xy) in zip(axes.flat, maps.items()):
+        for c, name in enumerate(class_names):
+            sel = colours == c
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=2, color=palette(c), label=name, rasterized=True, alpha=0.7)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1 (no unit)", fontsize=9)
+        ax.set_ylabel("UMAP 2 (no unit)", fontsize=9)
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(class_names), fontsize=9, markerscale=5,
+               title=legend_title, title_fontsize=9, bbox_to_anchor=(0.5, -0.08), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_checkpoint_tradeoff(errors: np.ndarray, accuracies: np.ndarray, epochs: list[int], title: str,
+                             accuracy_label: str, figsize=(10, 4)):
+    """Reconstruction error (x) against downstream accuracy (y) per checkpoint, epochs annotated."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.plot(errors, 100 * np.asarray(accuracies), "-", color="0.7", zorder=1)
+    points = ax.scatter(errors, 100 * np.asarray(accuracies), c=epochs, cmap="viridis", s=40, zorder=2)
+    for e, x, y in zip(epochs, errors, accuracies):
+        ax.annotate(str(e), (x, 100 * y), textcoords="offset points", xytext=(5, 4), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean reconstruction error on the unlabeled images (MSE per pixel, intensities in [0, 1])",
+                  fontsize=9)
+    ax.set_ylabel(accuracy_label, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=9)
+    fig.colorbar(points, ax=ax, label="epoch")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from lib.representation import bootstrap_ci, evaluate_embedding, hungarian_accuracy, hungarian_mapping, knn_accuracy
+
+
+def test_hungarian_accuracy_ignores_the_names_of_clusters():
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 4])
+    permuted = np.array([3, 1, 4, 0, 2])[y]
+    assert hungarian_accuracy(y, permuted) == 1.0
+    assert list(hungarian_mapping(y, permuted)[permuted]) == list(y)
+
+
+def test_hungarian_accuracy_counts_the_best_matching():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    pred = np.array([1, 1, 0, 0, 0, 0])  # cluster 1 -> class 0 (2 right), cluster 0 -> class 1 (3 right)
+    assert hungarian_accuracy(y, pred) == pytest.approx(5 / 6)
+    # Merged clusters cannot both match one class.
+    assert hungarian_accuracy(y, np.zeros(6, dtype=int)) == pytest.approx(0.5)
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    correct = np.r_[np.ones(90), np.zeros(10)]
+    low, high = bootstrap_ci(correct, 500, seed=0)
+    assert low < 0.9 < high and high - low < 0.2
+
+
+def test_separated_clusters_are_recovered():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 10)) * 10
+    y = rng.integers(0, 5, 500)
+    z = centres[y] + rng.normal(size=(500, 10))
+    y_ref = np.arange(5).repeat(10)
+    z_ref = centres[y_ref] + rng.normal(size=(50, 10))
+    out = evaluate_embedding(z, y, z_ref, y_ref, bootstrap=50).metrics
+    assert out["kmeans_accuracy"] == 1.0 and out["gmm_accuracy"] == 1.0
+    assert out["kmeans_nmi"] == pytest.approx(1.0) and out["knn_accuracy"] == 1.0
+    assert out["silhouette"] > 0.5
+    low, high = out["kmeans_accuracy_ci"]
+    assert low <= 1.0 <= high
+    # Without the answer key the metrics come from the labeled images.
+    blind = evaluate_embedding(z, None, z_ref, y_ref).metrics
+    assert blind["evaluated_on"].startswith("labeled") and blind["kmeans_accuracy"] == 1.0
+    assert knn_accuracy(z_ref, y_ref, z, y) == 1.0
