@@ -344,6 +344,8 @@ class _Shortcodes:
         images = []
         stream = ""
         for output in cell.outputs:
+            if is_figure and not any(mime in output.get("data", {}) for mime in IMAGE_TYPES):
+                continue  # a figure cell's result is its figure; printed values and returned paths stay out
             if output.output_type == "stream":
                 # stdout is part of the result; stderr carries warnings and progress bars.
                 if output.name == "stdout":

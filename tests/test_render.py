@@ -87,7 +87,9 @@ def _write_notebook(path: Path) -> None:
             v4.new_output(
                 "display_data",
                 data={"image/png": _sine_png(), "text/plain": "<Figure size 300x200 with 1 Axes>"},
-            )
+            ),
+            # what a figure cell returns or prints besides its figure stays out of the report
+            v4.new_output("execute_result", data={"text/plain": "PosixPath('figures/demo.png')"}),
         ],
     )
     table_cell = v4.new_code_cell(
@@ -142,6 +144,7 @@ def test_render_writes_pdf_and_build_files(rendered):
 
 def test_render_content(rendered):
     text = rendered[2]
+    assert "PosixPath" not in text
     for expected in [
         "Demo Report",
         "Test Author",
