@@ -384,6 +384,19 @@ def reconstruction_error(model: nn.Module, images, batch_size: int = 1024) -> np
     return apply_batched(model.reconstruction_error, images, _device_of(model), batch_size)
 
 
+def encode_and_error(model: nn.Module, images, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The description and the per-image reconstruction error in one pass (an autoencoder or the VAE)."""
+    model.eval()
+
+    def both(x):
+        z = model.embed(x)
+        recon = torch.sigmoid(model.decoder(z))
+        return torch.cat([z.float(), per_image_mse(recon, x)[:, None]], dim=1)
+
+    out = apply_batched(both, images, _device_of(model), batch_size)
+    return out[:, :-1], out[:, -1]
+
+
 def negative_elbo(model: VAE, images, samples: int = 8, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
     """Per-image negative ELBO (nats) of a VAE, averaged over `samples` draws: the VAE's anomaly score."""
     model.eval()

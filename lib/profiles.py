@@ -22,12 +22,12 @@ class Profile:
     # Notebook 02 (pretraining on the unlabeled images)
     encoder_width: int = 16  # contrastive encoder: channels of the first convolution (x2 per downsampling)
     encoder_depth: int = 0  # contrastive encoder: residual blocks after each downsampling
-    autoencoder_width: int = 16  # convolutional autoencoders and VAE
+    autoencoder_width: int = 8  # convolutional autoencoders and VAE (their decoders dominate the cost)
     pretrain_batch: int = 256
     contrastive_epochs: int = 30
-    autoencoder_epochs: int = 12  # each convolutional autoencoder (one checkpoint per epoch is plotted)
-    vae_epochs: int = 12
-    fc_epochs: int = 12
+    autoencoder_epochs: int = 10  # each convolutional autoencoder (one checkpoint per epoch is plotted)
+    vae_epochs: int = 10
+    fc_epochs: int = 10
 
 
 PROFILES = {

@@ -52,8 +52,12 @@ LAYOUT_DEFAULTS = {
 
 # Typst rules added to pandoc's template: shade code blocks as Quarto does, and drop
 # the leading space pandoc leaves in image captions (it writes them on their own line),
-# which would otherwise print "Figure 1:  Caption" with two spaces.
+# which would otherwise print "Figure 1:  Caption" with two spaces. Figures and tables
+# float to the top or bottom of a page, so one that does not fit leaves no half-empty page;
+# every top-level section first places the floats of the one before, so none drifts past it.
 TYPST_STYLE = """\
+#set figure(placement: auto)
+#show heading.where(level: 1): it => { place.flush(); it }
 #show raw.where(block: true): set block(fill: luma(245), inset: 8pt, radius: 2pt, width: 100%)
 #show table: set par(justify: false)
 #show table: set text(size: 9pt)

@@ -29,6 +29,8 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
+from .metrics import accuracy, bootstrap_ci
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -55,32 +57,6 @@ def hungarian_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Accuracy of a clustering after matching clusters to classes one to one (1.0 for any relabelling)."""
     mapping = hungarian_mapping(y_true, y_pred)
     return float(np.mean(mapping[np.asarray(y_pred)] == np.asarray(y_true)))
-
-
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    alpha = (1 - level) / 2
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
-
-
-def bootstrap_ci(correct: np.ndarray, resamples: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean of a 0/1 vector over bootstrap resamples of its items."""
-    rng = np.random.default_rng(seed)
-    correct = np.asarray(correct, dtype=np.float64)
-    n = len(correct)
-    means = np.empty(resamples)
-    for start in range(0, resamples, 50):  # chunks keep memory small
-        m = min(50, resamples - start)
-        means[start:start + m] = correct[rng.integers(0, n, size=(m, n))].mean(axis=1)
-    return _interval(means, level)
-
-
-def bootstrap_nmi_ci(y_true, y_pred, resamples: int, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    n = len(y_true)
-    values = [normalized_mutual_info_score(y_true[i], y_pred[i])
-              for i in (rng.integers(0, n, size=n) for _ in range(resamples))]
-    return _interval(np.array(values), level)
 
 
 @dataclass
@@ -141,16 +117,18 @@ def evaluate_embedding(z_unlabeled: np.ndarray, y_unlabeled: np.ndarray | None, 
         metrics["knn_accuracy"] = float(np.mean(cross_val_predict(knn, z_labeled, y_eval, cv=5) == y_eval))
         metrics["evaluated_on"] = "labeled (5-fold cross-validated k-NN)"
     mapping = hungarian_mapping(y_eval, y_km)
-    correct = mapping[y_km] == y_eval
     metrics.update({
-        "kmeans_accuracy": float(correct.mean()),
+        "kmeans_accuracy": accuracy(y_eval, mapping[y_km]),
         "kmeans_nmi": float(normalized_mutual_info_score(y_eval, y_km)),
         "gmm_accuracy": hungarian_accuracy(y_eval, y_gmm),
         "gmm_nmi": float(normalized_mutual_info_score(y_eval, y_gmm)),
     })
     if bootstrap:
-        metrics["kmeans_accuracy_ci"] = list(bootstrap_ci(correct, bootstrap, seed))
-        metrics["kmeans_nmi_ci"] = list(bootstrap_nmi_ci(y_eval, y_km, min(bootstrap, 200), seed))
+        metrics["kmeans_accuracy_ci"] = list(bootstrap_ci(accuracy, y_eval, mapping[y_km], n_resamples=bootstrap,
+                                                          seed=seed))
+        # NMI is not vectorised over resamples: at most 200 of them keep this to seconds
+        metrics["kmeans_nmi_ci"] = list(bootstrap_ci(normalized_mutual_info_score, y_eval, y_km,
+                                                     n_resamples=min(bootstrap, 200), seed=seed))
     return EmbeddingEvaluation(metrics, km, mix, mapping[: len(km.centers)])
 
 
@@ -200,7 +178,7 @@ def plot_embedding_maps(maps: dict[str, np.ndarray], colours: np.ndarray, class_
         for c, name in enumerate(class_names):
             sel = colours == c
             ax.scatter(xy[sel, 0], xy[sel, 1], s=2, color=palette(c), label=name, rasterized=True, alpha=0.7)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("UMAP 1 (no unit)", fontsize=9)
@@ -215,22 +193,33 @@ def plot_embedding_maps(maps: dict[str, np.ndarray], colours: np.ndarray, class_
 
 
 def plot_checkpoint_tradeoff(errors: np.ndarray, accuracies: np.ndarray, epochs: list[int], title: str,
-                             accuracy_label: str, figsize=(10, 4)):
-    """Reconstruction error (x) against downstream accuracy (y) per checkpoint, epochs annotated."""
-    import matplotlib.pyplot as plt
+                             accuracy_label: str, zoom_from: int = 2, figsize=(10, 4)):
+    """Reconstruction error (x) against downstream accuracy (y) per checkpoint, epochs annotated.
 
-    fig, ax = plt.subplots(figsize=figsize)
-    ax.plot(errors, 100 * np.asarray(accuracies), "-", color="0.7", zorder=1)
-    points = ax.scatter(errors, 100 * np.asarray(accuracies), c=epochs, cmap="viridis", s=40, zorder=2)
-    for e, x, y in zip(epochs, errors, accuracies):
-        ax.annotate(str(e), (x, 100 * y), textcoords="offset points", xytext=(5, 4), fontsize=9)
-    ax.set_xscale("log")
-    ax.set_xlabel("mean reconstruction error on the unlabeled images (MSE per pixel, intensities in [0, 1])",
-                  fontsize=9)
-    ax.set_ylabel(accuracy_label, fontsize=9)
-    ax.set_title(title, fontsize=10)
-    ax.tick_params(labelsize=9)
-    fig.colorbar(points, ax=ax, label="epoch")
-    ax.grid(alpha=0.3)
+    Left: every checkpoint (log x); right: the checkpoints from epoch `zoom_from` on, linear axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    errors, accuracies, epochs = np.asarray(errors), 100 * np.asarray(accuracies), np.asarray(epochs)
+    fig, axes = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1, 1.15]})
+    late = epochs >= zoom_from
+    for ax, keep, log in ((axes[0], np.ones_like(late, dtype=bool), True), (axes[1], late, False)):
+        ax.plot(errors[keep], accuracies[keep], "-", color="0.7", zorder=1)
+        points = ax.scatter(errors[keep], accuracies[keep], c=epochs[keep], cmap="viridis", s=36, zorder=2,
+                            vmin=epochs.min(), vmax=epochs.max())
+        for e, x, y in zip(epochs[keep], errors[keep], accuracies[keep]):
+            if not log or e <= zoom_from or e == epochs.max():  # the zoom labels the crowded late epochs
+                ax.annotate(str(e), (x, y), textcoords="offset points", xytext=(4, -11 if log else 5), fontsize=9)
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("mean reconstruction error (MSE per pixel)", fontsize=9)
+        ax.set_ylabel(accuracy_label, fontsize=9)
+        ax.tick_params(labelsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{title}: all checkpoints", fontsize=10)
+    axes[1].set_title(f"zoom on epochs {zoom_from} to {epochs.max()}", fontsize=10)
+    fig.colorbar(points, ax=axes[1], label="epoch")
     fig.tight_layout()
     return fig

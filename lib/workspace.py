@@ -38,11 +38,12 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def save_figure(self, fig, name: str) -> Path:
-        """Save a matplotlib figure as figures/<name>.png (the notebook still shows it)."""
-        path = self.figures / f"{name}.png"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-        return path
+    def save_figure(self, fig, name: str) -> None:
+        """Save a matplotlib figure as figures/<name>.png (the notebook still shows it).
+
+        Returns nothing, so a figure cell that ends with this call shows only the figure.
+        """
+        fig.savefig(self.figures / f"{name}.png", dpi=150, bbox_inches="tight")
 
     def write_results(self, notebook: str, results: dict) -> Path:
         """Write one notebook's numbers to results/<notebook>.json."""

@@ -62,3 +62,23 @@ def test_negative_elbo_is_reproducible_and_plausible():
     assert 0.3 * 1024 * math.log(2) < a.mean() < 3 * 1024 * math.log(2)
     x = torch.as_tensor(images).float() / 255
     assert F.mse_loss(model.reconstruct(x), x).item() < 1.0
+
+
+def test_sinkhorn_balances_prototypes():
+    from lib.models import sinkhorn
+
+    scores = torch.zeros(8, 2)
+    scores[:, 0] = 1.0  # every sample prefers prototype 0
+    q = sinkhorn(scores, epsilon=0.5, iterations=50)
+    assert torch.allclose(q.sum(1), torch.ones(8), atol=1e-4)  # each sample spreads one unit
+    assert torch.allclose(q.sum(0), torch.full((2,), 4.0), atol=1e-3)  # each prototype gets half
+
+
+def test_encode_and_error_agree_with_the_separate_functions():
+    from lib.models import encode_and_error, reconstruction_error
+
+    model = build_model(ModelConfig("conv_ae", width=4)).eval()
+    images = np.random.default_rng(1).integers(0, 256, (5, 1, 32, 32), dtype=np.uint8)
+    z, error = encode_and_error(model, images)
+    assert np.allclose(z, encode(model, images), atol=1e-6)
+    assert np.allclose(error, reconstruction_error(model, images), atol=1e-6)

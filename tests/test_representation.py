@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lib.representation import bootstrap_ci, evaluate_embedding, hungarian_accuracy, hungarian_mapping, knn_accuracy
+from lib.representation import evaluate_embedding, hungarian_accuracy, hungarian_mapping, knn_accuracy
 
 
 def test_hungarian_accuracy_ignores_the_names_of_clusters():
@@ -17,12 +17,6 @@ def test_hungarian_accuracy_counts_the_best_matching():
     assert hungarian_accuracy(y, pred) == pytest.approx(5 / 6)
     # Merged clusters cannot both match one class.
     assert hungarian_accuracy(y, np.zeros(6, dtype=int)) == pytest.approx(0.5)
-
-
-def test_bootstrap_interval_brackets_the_mean():
-    correct = np.r_[np.ones(90), np.zeros(10)]
-    low, high = bootstrap_ci(correct, 500, seed=0)
-    assert low < 0.9 < high and high - low < 0.2
 
 
 def test_separated_clusters_are_recovered():
@@ -42,3 +36,15 @@ def test_separated_clusters_are_recovered():
     blind = evaluate_embedding(z, None, z_ref, y_ref).metrics
     assert blind["evaluated_on"].startswith("labeled") and blind["kmeans_accuracy"] == 1.0
     assert knn_accuracy(z_ref, y_ref, z, y) == 1.0
+
+
+def test_kmeans_interval_brackets_an_imperfect_clustering():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(5, 10)) * 1.5  # overlapping clusters: some images land in the wrong one
+    y = rng.integers(0, 5, 1000)
+    z = centres[y] + rng.normal(size=(1000, 10))
+    out = evaluate_embedding(z, y, z[:50], y[:50], bootstrap=200).metrics
+    low, high = out["kmeans_accuracy_ci"]
+    assert low < out["kmeans_accuracy"] < high < 1.0 and high - low < 0.1
+    low, high = out["kmeans_nmi_ci"]
+    assert low < out["kmeans_nmi"] < high
