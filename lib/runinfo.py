@@ -27,6 +27,19 @@ def device_description(device: str) -> str:
     return f"{os.cpu_count()} CPU cores ({cpu_model()}), no GPU"
 
 
+def library_versions(names=("numpy", "scikit-learn", "umap-learn", "papermill", "jupytext")) -> str:
+    """'numpy 2.1.3, scikit-learn 1.5.2, ...': the installed versions of the libraries results depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return ", ".join(f"{name} {installed(name)}" for name in names)
+
+
 def report_variables(profile: str, seed: int, device: str, seconds: dict[str, float], renderer: str) -> dict:
     return {
         "profile": profile,
@@ -36,6 +49,7 @@ def report_variables(profile: str, seed: int, device: str, seconds: dict[str, fl
         "device_description": device_description(device),
         "python": platform.python_version(),
         "torch": str(torch.__version__),
+        "libraries": library_versions(),
         "renderer": renderer,
         "seconds_per_notebook": "; ".join(f"{name} {value:.0f} s" for name, value in seconds.items()),
         "seconds_notebooks": f"{sum(seconds.values()):.0f}",

@@ -254,7 +254,7 @@ if key is not None:
                           "flagged (%)": 100 * rep2_flag[members].mean(),
                           "ROC AUC vs clean": metrics.auroc(rep2_scores[members | clean], members[members | clean])})
     breakdown = pd.DataFrame(breakdown)
-    display_table = Markdown(breakdown.to_markdown(index=False, floatfmt=".3f"))
+    display_table = Markdown(breakdown.to_markdown(index=False, floatfmt=("", "", ".0f", ".3f")))
 else:
     breakdown = pd.DataFrame()
     display_table = Markdown("The original data has no answer key: the breakdown by origin is skipped.")
