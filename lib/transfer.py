@@ -279,6 +279,18 @@ def pretrain_classifier(model_config: ModelConfig, x: np.ndarray, y: np.ndarray,
     return PretrainResult(model.eval(), seconds, rate, accuracy)
 
 
+def pretrain_with_holdout(model_config: ModelConfig, x: np.ndarray, y: np.ndarray, n_classes: int,
+                          cfg: FinetuneConfig, folder: Path | str, holdout_fraction: float,
+                          device: torch.device | str = "cpu") -> tuple[PretrainResult, dict]:
+    """`pretrain_classifier` on a source minus a held-out part (split by `cfg.seed`), and a summary of the run:
+    {"epochs", "seconds", "images" (trained on), "heldout" (accuracy on the held-out part)}."""
+    fit, held = holdout_split(len(x), holdout_fraction, cfg.seed)
+    result = pretrain_classifier(model_config, x[fit], y[fit], n_classes, cfg, folder, heldout=(x[held], y[held]),
+                                 device=device)
+    return result, {"epochs": cfg.steps * cfg.batch_size / len(fit), "seconds": result.seconds,
+                    "images": len(fit), "heldout": result.heldout_accuracy}
+
+
 # --------------------------------------------------------------------------- comparisons
 
 

@@ -183,23 +183,12 @@ source_info["foreign_contrastive"] = {"epochs": contrastive_train.epochs, "secon
                                       "images": len(contrastive_images)}
 
 source_cfg = FinetuneConfig(steps=settings.source_steps, batch_size=settings.source_batch, seed=seed)
-fit_part, held_part = tr.holdout_split(len(foreign.x), 0.1, seed)
-foreign_supervised = tr.pretrain_classifier(
-    architecture, foreign.x[fit_part], foreign.y[fit_part], 5, source_cfg,
-    checkpoints(f"transfer_foreign_supervised_{tr.array_fingerprint(foreign.x, foreign.y)}"),
-    heldout=(foreign.x[held_part], foreign.y[held_part]), device=ctx.device)
-source_info["foreign_supervised"] = {"epochs": settings.source_steps * settings.source_batch / len(fit_part),
-                                     "seconds": foreign_supervised.seconds, "images": len(fit_part),
-                                     "heldout": foreign_supervised.heldout_accuracy}
-
-fit_digits, held_digits = tr.holdout_split(len(digits.x), 0.2, seed)
-digits_supervised = tr.pretrain_classifier(
-    architecture, digits.x[fit_digits], digits.y[fit_digits], 10, source_cfg,
-    checkpoints(f"transfer_digits_supervised_{tr.array_fingerprint(digits.x, digits.y)}"),
-    heldout=(digits.x[held_digits], digits.y[held_digits]), device=ctx.device)
-source_info["digits"] = {"epochs": settings.source_steps * settings.source_batch / len(fit_digits),
-                         "seconds": digits_supervised.seconds, "images": len(fit_digits),
-                         "heldout": digits_supervised.heldout_accuracy}
+foreign_supervised, source_info["foreign_supervised"] = tr.pretrain_with_holdout(
+    architecture, foreign.x, foreign.y, 5, source_cfg,
+    checkpoints(f"transfer_foreign_supervised_{tr.array_fingerprint(foreign.x, foreign.y)}"), 0.1, ctx.device)
+digits_supervised, source_info["digits"] = tr.pretrain_with_holdout(
+    architecture, digits.x, digits.y, 10, source_cfg,
+    checkpoints(f"transfer_digits_supervised_{tr.array_fingerprint(digits.x, digits.y)}"), 0.2, ctx.device)
 
 ALL_SOURCES = {  # key -> (name in tables and figures, model whose encoder and bottleneck are copied)
     "scratch": ("none (from scratch)", None),
@@ -461,9 +450,9 @@ def pct(result):
 
 variables = {
     "n_foreign_candidates": f"{foreign.n_candidates:,}", "n_foreign_excluded": str(foreign.n_excluded),
-    "n_foreign_used": f"{len(foreign.x):,}", "n_foreign_supervised": f"{len(fit_part):,}",
+    "n_foreign_used": f"{len(foreign.x):,}", "n_foreign_supervised": f"{source_info['foreign_supervised']['images']:,}",
     "n_foreign_contrastive": f"{len(contrastive_images):,}", "n_digits": f"{len(digits.x):,}",
-    "n_digits_supervised": f"{len(fit_digits):,}",
+    "n_digits_supervised": f"{source_info['digits']['images']:,}",
     "budget_small": f"{small:,}", "budget_large": f"{largest:,}",
     "budgets": ", ".join(f"{b:,}" for b in budgets[:-1]) + f" and {largest:,}",
     "finetune_steps": f"{settings.finetune_steps:,}", "source_steps": f"{settings.source_steps:,}",

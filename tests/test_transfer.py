@@ -220,3 +220,12 @@ def test_paired_auroc_difference():
 def test_ranking():
     entries = {"b": (0.8, "80.0"), "a": (0.9, "90.0"), "c": (0.85, "85.0")}
     assert transfer.ranking(entries) == "a (90.0) ≥ c (85.0) ≥ b (80.0)"
+
+
+def test_pretrain_with_holdout_trains_on_the_rest_and_summarises(tmp_path, one_thread):
+    x, y = bars()
+    cfg = FinetuneConfig(steps=10, batch_size=16, lr=5e-3, seed=1)
+    result, info = transfer.pretrain_with_holdout(TINY, x, y, 4, cfg, tmp_path / "src", 0.25)
+    fit, held = transfer.holdout_split(len(x), 0.25, 1)
+    assert info["images"] == len(fit) and info["heldout"] == result.heldout_accuracy is not None
+    assert info["epochs"] == pytest.approx(10 * 16 / len(fit)) and info["seconds"] == result.seconds
