@@ -26,8 +26,14 @@ def _run(args) -> None:
     from lib.profiles import default_profile_name, get_profile
     from lib.workspace import Workspace
 
+    # Every argument is checked before any data or model work starts.
+    pipeline.check_notebook_names(args.only)
     device = str(pick_device(args.device))
     profile = get_profile(args.profile or default_profile_name(device)).name
+    if not args.no_render:
+        from lib.render import check_report_dir
+
+        check_report_dir(pipeline.PROJECT_ROOT / "report")
     ws = Workspace(args.workspace)
     data_path = data.resolve_data_path(args.data).resolve()
     if args.data or os.environ.get("ASSIGNMENT_DATA"):
@@ -43,8 +49,9 @@ def _run(args) -> None:
 def _render(args) -> None:
     from pathlib import Path
 
-    from lib.render import render_report
+    from lib.render import check_report_dir, render_report
 
+    check_report_dir(Path(args.report_dir))
     print(f"report: {render_report(Path(args.report_dir), engine=args.engine)}")
 
 
@@ -58,8 +65,15 @@ def _predict(args) -> None:
           f"with {done['model']} in {done['seconds']:.2f} s ({done['images_per_second']:.0f} images/s)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (`error: …`) and exit status 2, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
+    parser = OneLineParser(prog="python -m lib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="build the replica (if missing or stale) and verify it")

@@ -29,11 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from lib.augment import AugmentConfig, augment
 from lib.models import ConvDecoder, ConvEncoder, ModelConfig, apply_batched
-from lib.training import lr_at
+from lib.training import lr_at, progress_bar
 
 WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
                      erase=0.0)
@@ -225,7 +224,7 @@ def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, trai
     n_unlabeled = cfg.batch_size * max(cfg.unlabeled_ratio, 1) if uses_unlabeled else 0
     warmup = int(cfg.warmup_epochs * 100)
     sums, seen, t0 = {}, 0, time.perf_counter()
-    bar = tqdm(range(start, cfg.steps), desc=folder.name, leave=False, disable=not progress, mininterval=2.0)
+    bar = progress_bar(range(start, cfg.steps), folder.name, progress)
     for step in bar:
         model.train()
         for group in optimizer.param_groups:
@@ -268,6 +267,8 @@ def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, trai
                         "history": history, "step": done}, checkpoint.with_suffix(".tmp"))
             checkpoint.with_suffix(".tmp").replace(checkpoint)
             bar.set_postfix(val_accuracy=f"{val_accuracy:.4f}")
+            log(f"{folder.name} step {done}/{cfg.steps}: loss {history[-1]['loss']:.4f}, validation accuracy "
+                f"{val_accuracy:.4f}, {seen / (time.perf_counter() - t0):,.0f} images/s")
     seconds = time.perf_counter() - t0
     if start < cfg.steps:
         log(f"{folder.name}: {cfg.steps - start} steps in {seconds:.0f} s, {seen / seconds:,.0f} images/s, "

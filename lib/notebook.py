@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from lib.data import Assignment, load_answer_key, load_assignment
+from lib.errors import UserError
 from lib.profiles import Profile, default_profile_name, get_profile
 from lib.workspace import Workspace
 
@@ -25,9 +26,21 @@ class Context:
 
 
 def pick_device(device: str | None) -> torch.device:
+    """The torch device for a `--device` argument: cpu, cuda or cuda:N (None or auto: CUDA when available)."""
     if device in (None, "", "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise UserError(f"unsupported device {device!r}: use cpu, cuda or cuda:N")
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise UserError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+    return chosen
 
 
 def seed_everything(seed: int) -> None:

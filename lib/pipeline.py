@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +25,13 @@ def notebook_names() -> list[str]:
     return sorted(path.stem for path in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
 
 
+def check_notebook_names(only: list[str] | None) -> None:
+    """Refuse names that are no notebook of this project (before any work starts)."""
+    unknown = sorted(set(only or ()) - set(notebook_names()))
+    if unknown:
+        raise UserError(f"unknown notebook(s) {', '.join(unknown)}: choose from {', '.join(notebook_names())}")
+
+
 def prepare_report_folder(ws: Workspace) -> None:
     """A workspace outside the project gets a copy of the report sources (never the generated variables)."""
     source = PROJECT_ROOT / "report"
@@ -32,17 +42,60 @@ def prepare_report_folder(ws: Workspace) -> None:
             shutil.copy2(path, ws.report / path.name)
 
 
-def execute_notebook(name: str, ws: Workspace, parameters: dict) -> Path:
-    """Convert notebooks/<name>.py to a notebook in report/notebooks/ and execute it there in place."""
+def clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+class ProgressLog:
+    """Where papermill writes a running notebook's stdout and stderr (its `stdout_file`/`stderr_file`):
+    each finished line goes to the terminal at once, after the notebook's name, its elapsed time and,
+    when an earlier run of the profile took `expected` seconds, an estimate of the time left."""
+
+    def __init__(self, name: str, expected: float | None, stream=sys.stdout):
+        self.name, self.expected, self.stream = name, expected, stream
+        self.start = time.perf_counter()
+        self.pending = ""
+
+    def status(self) -> str:
+        elapsed = time.perf_counter() - self.start
+        if self.expected is None:
+            return f"{self.name} {clock(elapsed)}"
+        if elapsed <= self.expected:
+            return f"{self.name} {clock(elapsed)}, ~{clock(self.expected - elapsed)} left"
+        return f"{self.name} {clock(elapsed)}, {clock(elapsed - self.expected)} over the last run"
+
+    def write(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            line = line.split("\r")[-1].rstrip()  # what a terminal would end up showing
+            if line:
+                print(f"  [{self.status()}] {line}", file=self.stream, flush=True)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def expected_seconds(ws: Workspace, profile: str) -> dict[str, float]:
+    """Seconds per notebook of the profile's last complete run (results/runs/<profile>.json), if any."""
+    path = ws.results / "runs" / f"{profile}.json"
+    return json.loads(path.read_text()).get("seconds_per_notebook", {}) if path.exists() else {}
+
+
+def execute_notebook(name: str, ws: Workspace, parameters: dict, expected: float | None = None) -> Path:
+    """Convert notebooks/<name>.py to a notebook in report/notebooks/ and execute it there in place,
+    its output lines reaching the terminal as they come (see ProgressLog)."""
     executed_dir = ws.report / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
     path = executed_dir / f"{name}.ipynb"
     notebook = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
     notebook.metadata["kernelspec"] = KERNELSPEC
     jupytext.write(notebook, path, fmt="ipynb")
+    log = ProgressLog(name, expected)
+    os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits it: epoch lines, not progress bars, reach the log
     try:
         papermill.execute_notebook(str(path), str(path), parameters=parameters, kernel_name="python3",
-                                   cwd=str(NOTEBOOK_DIR), progress_bar=True)
+                                   cwd=str(NOTEBOOK_DIR), progress_bar=False, stdout_file=log, stderr_file=log)
     except papermill.PapermillExecutionError as error:
         raise UserError(f"notebook {name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}"
                         f" (executed notebook: {path})") from None
@@ -52,24 +105,21 @@ def execute_notebook(name: str, ws: Workspace, parameters: dict) -> Path:
 def run(ws: Workspace, profile: str, seed: int, device: str, data_path: str | None,
         only: list[str] | None = None, log=print) -> dict[str, float]:
     """Execute the notebooks in order; record each one's wall time in results/summary.json."""
-    names = notebook_names()
-    if only:
-        unknown = sorted(set(only) - set(names))
-        if unknown:
-            raise UserError(f"unknown notebook(s) {', '.join(unknown)}: choose from {', '.join(names)}")
-        names = [name for name in names if name in only]
+    check_notebook_names(only)
+    names = [name for name in notebook_names() if not only or name in only]
     prepare_report_folder(ws)
     parameters = {"profile": profile, "seed": seed, "device": device,
                   "workspace": str(ws.root), "data_path": data_path}
-    seconds = {}
+    seconds, expected = {}, expected_seconds(ws, profile)
     for number, name in enumerate(names, 1):
-        log(f"[{number}/{len(names)}] {name} (profile {profile}, device {device})")
+        last = f", last {profile} run {clock(expected[name])}" if name in expected else ""
+        log(f"[{number}/{len(names)}] {name} (profile {profile}, device {device}{last})")
         start = time.perf_counter()
-        execute_notebook(name, ws, parameters)
+        execute_notebook(name, ws, parameters, expected.get(name))
         seconds[name] = round(time.perf_counter() - start, 1)
         ws.update_summary({f"seconds_per_notebook.{name}": seconds[name], "profile": profile,
                            "device": device, "seed": seed})
-        log(f"[{number}/{len(names)}] {name} done in {seconds[name]:.0f} s")
+        log(f"[{number}/{len(names)}] {name} done in {clock(seconds[name])}")
     return seconds
 
 
@@ -93,5 +143,8 @@ def run_all(ws: Workspace, profile: str, seed: int, device: str, data_path: str 
         log(f"rendering the report with {renderer_name(engine)}")
         pdf = render_report(ws.report, engine=engine)
         log(f"report: {pdf}")
-    ws.update_summary({"seconds_total": round(time.perf_counter() - start, 1)})
+    summary = ws.update_summary({"seconds_total": round(time.perf_counter() - start, 1)})
+    runs = ws.results / "runs"
+    runs.mkdir(exist_ok=True)
+    shutil.copyfile(summary, runs / f"{profile}.json")  # this profile's last complete run (DESIGN §8)
     return pdf

@@ -83,6 +83,13 @@ _MISSING_CITATION = re.compile(r"citation (\S+) not found")
 # --------------------------------------------------------------------------- public API
 
 
+def check_report_dir(report_dir: Path) -> None:
+    """A report folder must hold the Quarto project's `_quarto.yml` and `index.qmd`."""
+    for name in ("_quarto.yml", "index.qmd"):
+        if not (Path(report_dir) / name).is_file():
+            raise RenderError(f"{report_dir} is no report folder: {name} is missing")
+
+
 def render_report(report_dir: Path, engine: str = "auto") -> Path:
     """Render ``report_dir`` to PDF and return the PDF's path.
 

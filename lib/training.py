@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,13 @@ class TrainResult:
     @property
     def seconds(self) -> float:
         return float(sum(h["seconds"] for h in self.history))
+
+
+def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
+    """A tqdm bar, off when not `enabled` or when TQDM_DISABLE is set: the batch pipeline sets it,
+    so its log shows the one line per epoch that the training loops print, not carriage returns."""
+    return tqdm(iterable, desc=desc, leave=False, mininterval=2.0,
+                disable=not enabled or bool(os.environ.get("TQDM_DISABLE")))
 
 
 def _seed_for(seed: int, epoch: int) -> int:
@@ -191,8 +199,7 @@ def train(model_config: ModelConfig, images: np.ndarray | torch.Tensor, cfg: Tra
 
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"{folder.name} {epoch}/{cfg.epochs}", leave=False,
-                   disable=not progress, mininterval=2.0)
+        bar = progress_bar(range(steps_per_epoch), f"{folder.name} {epoch}/{cfg.epochs}", progress)
         for i in bar:
             step = (epoch - 1) * steps_per_epoch + i
             for group in optimizer.param_groups:

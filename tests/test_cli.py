@@ -57,9 +57,25 @@ def test_valid_original_is_accepted(tmp_path):
     assert result.returncode == 0 and "valid" in result.stdout
 
 
+# Arguments are checked before any data or model work: with no Fashion-MNIST and no
+# replica anywhere, a bad argument is still what the one line names.
+NO_DATA = {"FASHION_MNIST_DIR": "/nonexistent/fashion-mnist", "LIB_DATA_DIR": "/nonexistent/data"}
+
+
 @pytest.mark.parametrize("args, fragment", [
-    (("run", "--only", "99_nope", "--no-render"), "unknown notebook"),
-    (("render", "--report-dir", "/nonexistent/report"), "/nonexistent/report"),
+    (("run", "--only", "99_nope", "--no-render"), "unknown notebook(s) 99_nope"),
+    (("run", "--profile", "huge"), "invalid choice: 'huge'"),
+    (("run", "--device", "tpu"), "unknown device 'tpu'"),
+    (("run", "--device", "cuda:7"), "cuda:7"),
+    (("run", "--seed", "x"), "invalid int value: 'x'"),
+    (("render", "--report-dir", "/nonexistent/report"), "/nonexistent/report is no report folder"),
+    (("predict",), "the following arguments are required"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
 def test_bad_arguments(args, fragment):
-    assert_one_line_error(run_cli(*args), fragment)
+    assert_one_line_error(run_cli(*args, env=NO_DATA), fragment)
+
+
+def test_report_folder_without_quarto_project(tmp_path):
+    (tmp_path / "index.qmd").write_text("# a report\n")
+    assert_one_line_error(run_cli("render", "--report-dir", str(tmp_path)), "_quarto.yml is missing")

@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from pypdf import PdfReader
 
 from lib.pipeline import notebook_names
 from lib.workspace import PROJECT_ROOT
+from tests.pdf import pdf_text
 
 SECTION_TITLES = ["Problem formulation", "Model formulation", "Implementation and training",
                   "Experiments and evaluation", "Conclusion", "Discussion"]
@@ -33,7 +33,7 @@ def test_smoke_pipeline_renders_the_report(tmp_path):
     assert summary["seconds_total"] >= sum(summary["seconds_per_notebook"].values())
 
     pdf = tmp_path / "report" / "report.pdf"
-    text = "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+    text = pdf_text(pdf)
     for title in SECTION_TITLES:
         assert title in text
     assert "Ten labeled images per class" in text  # a figure caption embedded from notebook 01

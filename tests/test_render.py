@@ -4,7 +4,6 @@ import base64
 import functools
 import io
 import shutil
-import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,7 @@ import pytest
 
 from lib import render
 from lib.errors import RenderError
+from tests.pdf import pdf_text
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
@@ -122,16 +122,11 @@ def _make_report(root: Path, index: str = INDEX_QMD) -> Path:
     return report
 
 
-def _pdf_text(pdf: Path) -> str:
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
-    return " ".join(text.split())  # also turns Typst's non-breaking spaces into spaces
-
-
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     report = _make_report(tmp_path_factory.mktemp("render"))
     pdf = render.render_report(report, engine="builtin")
-    return report, pdf, _pdf_text(pdf)
+    return report, pdf, pdf_text(pdf)
 
 
 def test_render_writes_pdf_and_build_files(rendered):
