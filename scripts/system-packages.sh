@@ -35,4 +35,11 @@ else
   exit 1
 fi
 echo "installing Debian packages: ${needed[*]}"
-"${as_root[@]}" sh -c "$install" >/dev/null
+log=$(mktemp)
+if ! "${as_root[@]}" sh -c "$install" >"$log" 2>&1; then
+  tail -n 5 "$log" >&2
+  echo "error: could not install ${needed[*]} (apt-get's last lines above)" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
