@@ -22,8 +22,8 @@ def _data(args) -> None:
 
 def _run(args) -> None:
     from lib import data, pipeline
+    from lib.config import default_profile_name, get_profile
     from lib.notebook import pick_device
-    from lib.profiles import default_profile_name, get_profile
     from lib.workspace import Workspace
 
     # Every argument is checked before any data or model work starts.
@@ -31,7 +31,7 @@ def _run(args) -> None:
     device = str(pick_device(args.device))
     profile = get_profile(args.profile or default_profile_name(device)).name
     if not args.no_render:
-        from lib.render import check_report_dir
+        from lib.render.renderer import check_report_dir
 
         check_report_dir(pipeline.PROJECT_ROOT / "report")
     ws = Workspace(args.workspace)
@@ -49,7 +49,7 @@ def _run(args) -> None:
 def _render(args) -> None:
     from pathlib import Path
 
-    from lib.render import check_report_dir, render_report
+    from lib.render.renderer import check_report_dir, render_report
 
     check_report_dir(Path(args.report_dir))
     print(f"report: {render_report(Path(args.report_dir), engine=args.engine)}")

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from lib.config import Profile, default_profile_name, get_profile
 from lib.data import Assignment, load_answer_key, load_assignment
 from lib.errors import UserError
-from lib.profiles import Profile, default_profile_name, get_profile
 from lib.workspace import Workspace
 
 

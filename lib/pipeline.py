@@ -12,8 +12,8 @@ from pathlib import Path
 import jupytext
 import papermill
 
-from lib import runinfo
 from lib.errors import UserError
+from lib.render import runinfo
 from lib.workspace import PROJECT_ROOT, Workspace
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -138,7 +138,7 @@ def run_all(ws: Workspace, profile: str, seed: int, device: str, data_path: str 
     ws.update_report_variables("run", runinfo.report_variables(profile, seed, device, seconds, renderer_name(engine)))
     pdf = None
     if render:
-        from lib.render import render_report
+        from lib.render.renderer import render_report
 
         log(f"rendering the report with {renderer_name(engine)}")
         pdf = render_report(ws.report, engine=engine)

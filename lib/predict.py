@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.data.safe_pickle import load_pickle
 from lib.errors import DataError, UserError
-from lib.safe_pickle import load_pickle
 from lib.workspace import PROJECT_ROOT
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -134,7 +134,7 @@ def predict_file(inputs: Path | str, out: Path | str, model_folder: Path | str |
     import pandas as pd
     import torch
 
-    from lib.final_model import load_final_model
+    from lib.bundle import load_final_model
 
     if threads:
         torch.set_num_threads(threads)

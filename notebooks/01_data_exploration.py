@@ -31,7 +31,8 @@ from IPython.display import Markdown
 from sklearn.decomposition import PCA
 from umap import UMAP
 
-from lib import exploration, plots
+from lib.experiments import exploration
+from lib import plots
 from lib.data import ANOMALY, CLASS_NAMES
 from lib.notebook import setup
 
@@ -154,7 +155,7 @@ plt.show()
 # %%
 #| label: fig-pixel-maps
 #| fig-cap: "Raw pixels mapped to 2-D by PCA (left) and UMAP (right): unlabeled images coloured by true class, anomalies of representative set 1 as crosses. Trousers and bags separate already; the footwear classes overlap, and many anomalies fall inside the normal clusters, so raw pixels alone will not do."
-n = min(ctx.profile.umap_points, len(data.unlabeled))
+n = min(ctx.profile.report.umap_points, len(data.unlabeled))
 sample = rng.choice(len(data.unlabeled), n, replace=False)
 classes = key["unlabeled_class"][sample] if key is not None else np.full(n, -1)
 pixels = np.concatenate([data.unlabeled[sample], data.rep1_x[anomalies]]).reshape(n + len(anomalies), -1) / 255.0

@@ -55,11 +55,12 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from lib import models, training
-from lib import representation as rep
-from lib.augment import plot_views
+from lib.nn import models
+from lib.nn import train as training
+from lib.eval import embedding as rep
+from lib.nn.augment import plot_views
 from lib.data import CLASS_NAMES
-from lib.targets import KMEANS_DESCRIPTION
+from lib.eval.targets import KMEANS_DESCRIPTION
 
 started = time.perf_counter()
 data, key = ctx.data, ctx.answer_key
@@ -272,7 +273,7 @@ print(f"best description for k-means: {best}")
 import umap  # noqa: E402  (imported here: it takes a while and only this section needs it)
 
 rng = np.random.default_rng(ctx.seed)
-subsample = np.sort(rng.choice(len(data.unlabeled), size=min(ctx.profile.umap_points, len(data.unlabeled)),
+subsample = np.sort(rng.choice(len(data.unlabeled), size=min(ctx.profile.report.umap_points, len(data.unlabeled)),
                                replace=False))
 colours = (y_unlabeled if y_unlabeled is not None else evaluations[best].kmeans.labels)[subsample]
 legend_title = "true class" if y_unlabeled is not None else "k-means cluster (no answer key)"
@@ -430,12 +431,12 @@ def model_variables(name):
             f"{name}_images_per_second": f"{r.images_per_second:,.0f}", f"{name}_seconds": f"{r.seconds:.0f}"}
 
 
-variables = {"batch": str(ctx.profile.pretrain_batch), "profile": ctx.profile.name,
-             "autoencoder_width": str(ctx.profile.autoencoder_width),
+variables = {"batch": str(ctx.profile.pretraining.batch), "profile": ctx.profile.name,
+             "autoencoder_width": str(ctx.profile.pretraining.autoencoder_width),
              "kmeans_target": f"{KMEANS_DESCRIPTION.scale * KMEANS_DESCRIPTION.goal:g}",
              "kmeans_target_verdict": "reaches" if KMEANS_DESCRIPTION.met(ours["kmeans_accuracy"]) else "does not reach",
              "temperature": f"{plan['contrastive'][0].temperature:g}",
-             "encoder_width": str(ctx.profile.encoder_width), "encoder_depth": str(ctx.profile.encoder_depth),
+             "encoder_width": str(ctx.profile.pretraining.encoder_width), "encoder_depth": str(ctx.profile.pretraining.encoder_depth),
              "n_unlabeled": f"{len(data.unlabeled):,}", "best_method": best,
              "scored_on": ours["evaluated_on"],
              "checkpoint_plateau_epoch": str(int(plateau.epoch)),

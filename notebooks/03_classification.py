@@ -41,16 +41,16 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown
 
-from lib import classification as cls
-from lib import metrics
+from lib.experiments import classification as cls
+from lib.eval import metrics
 from lib.data import ANOMALY, CLASS_NAMES
-from lib.finetune import FinetuneConfig, embed, fit_classifier, predict_logits
-from lib.models import count_parameters, encode
+from lib.nn.finetune import FinetuneConfig, embed, fit_classifier, predict_logits
+from lib.nn.models import count_parameters, encode
 from lib.notebook import setup
-from lib.training import load_trained
+from lib.nn.train import load_trained
 
 ctx = setup(profile, seed, device, workspace, data_path)
-data, key, settings = ctx.data, ctx.answer_key, cls.SETTINGS[ctx.profile.name]
+data, key, settings = ctx.data, ctx.answer_key, ctx.profile.classification
 checkpoints = lambda name: ctx.ws.checkpoints(ctx.profile.name, name)  # noqa: E731
 
 train_idx, val_idx = cls.stratified_split(data.labeled_y, 0.2, seed)

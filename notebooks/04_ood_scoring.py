@@ -40,15 +40,19 @@ from IPython.display import Markdown
 
 from sklearn.metrics import normalized_mutual_info_score
 
-from lib import audit, metrics, ood, plots, representation
+from lib.experiments import audit
+from lib.eval import metrics
+from lib.eval import ood
+from lib import plots
+from lib.eval import embedding as representation
 from lib.data import ANOMALY, CLASS_NAMES
-from lib.final_model import FinalModel, load_final_model, save_final_model
-from lib.finetune import embed, load_classifier, predict_logits
-from lib.models import encode, negative_elbo, reconstruction_error
+from lib.bundle import FinalModel, load_final_model, save_final_model
+from lib.nn.finetune import embed, load_classifier, predict_logits
+from lib.nn.models import encode, negative_elbo, reconstruction_error
 from lib.notebook import setup
 from lib.predict import run_model
-from lib.targets import ORACLE_GAP_POINTS, PREDICT_SECONDS, TARGETS
-from lib.training import load_trained
+from lib.eval.targets import ORACLE_GAP_POINTS, PREDICT_SECONDS, TARGETS
+from lib.nn.train import load_trained
 
 ctx = setup(profile, seed, device, workspace, data_path)
 data, key = ctx.data, ctx.answer_key

@@ -64,18 +64,20 @@ import pandas as pd
 import torch
 from IPython.display import Markdown
 
-from lib import classification as cls
-from lib import fashion_mnist, metrics, plots
-from lib import transfer as tr
+from lib.experiments import classification as cls
+from lib.data import fashion_mnist
+from lib.eval import metrics
+from lib import plots
+from lib.experiments import transfer as tr
 from lib.data import ANOMALY, CLASS_NAMES
-from lib.finetune import Classifier, FinetuneConfig, embed, fit_classifier, predict_logits
+from lib.nn.finetune import Classifier, FinetuneConfig, embed, fit_classifier, predict_logits
 from lib.notebook import setup
-from lib.ood import ClassGaussians, msp_score
-from lib.training import list_checkpoints, load_history, load_trained, pretraining_plan, train
+from lib.eval.ood import ClassGaussians, msp_score
+from lib.nn.train import list_checkpoints, load_history, load_trained, pretraining_plan, train
 
 started = time.perf_counter()
 ctx = setup(profile, seed, device, workspace, data_path)
-data, key, settings = ctx.data, ctx.answer_key, tr.SETTINGS[ctx.profile.name]
+data, key, settings = ctx.data, ctx.answer_key, ctx.profile.transfer
 checkpoints = lambda name: ctx.ws.checkpoints(ctx.profile.name, name)  # noqa: E731
 B = ctx.profile.bootstrap
 

@@ -4,7 +4,7 @@ import struct
 import numpy as np
 import pytest
 
-from lib import fashion_mnist
+from lib.data import fashion_mnist
 
 
 def write_idx(path, array, compress=True):

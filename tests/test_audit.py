@@ -1,6 +1,6 @@
 import numpy as np
 
-from lib import audit
+from lib.experiments import audit
 
 
 def test_hardness_measures_and_their_rank_correlation():

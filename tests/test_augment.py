@@ -1,6 +1,6 @@
 import torch
 
-from lib.augment import NONE, AugmentConfig, augment, make_generator
+from lib.nn.augment import NONE, AugmentConfig, augment, make_generator
 
 
 def _batch(n=8):

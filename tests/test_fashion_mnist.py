@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lib import fashion_mnist
+from lib.data import fashion_mnist
 from lib.errors import DataError
 from tests.conftest import write_idx
 

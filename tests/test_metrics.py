@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
 
-from lib import metrics
+from lib.eval import metrics
 
 
 def test_perfect_separation():

@@ -4,8 +4,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.augment import AugmentConfig, augment, make_generator
-from lib.models import ModelConfig, build_model, count_parameters, encode, gaussian_kl, negative_elbo, nt_xent
+from lib.nn.augment import AugmentConfig, augment, make_generator
+from lib.nn.models import ModelConfig, build_model, count_parameters, encode, gaussian_kl, negative_elbo, nt_xent
 
 
 def test_nt_xent_matches_a_hand_computation():
@@ -65,7 +65,7 @@ def test_negative_elbo_is_reproducible_and_plausible():
 
 
 def test_sinkhorn_balances_prototypes():
-    from lib.models import sinkhorn
+    from lib.nn.models import sinkhorn
 
     scores = torch.zeros(8, 2)
     scores[:, 0] = 1.0  # every sample prefers prototype 0
@@ -75,7 +75,7 @@ def test_sinkhorn_balances_prototypes():
 
 
 def test_encode_and_error_agree_with_the_separate_functions():
-    from lib.models import encode_and_error, reconstruction_error
+    from lib.nn.models import encode_and_error, reconstruction_error
 
     model = build_model(ModelConfig("conv_ae", width=4)).eval()
     images = np.random.default_rng(1).integers(0, 256, (5, 1, 32, 32), dtype=np.uint8)

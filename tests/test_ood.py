@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from lib import ood
+from lib.eval import ood
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from lib import ood
+from lib.bundle import FinalModel, load_final_model, save_final_model
 from lib.cli import main
+from lib.data.replica import CLASS_NAMES, pad
 from lib.errors import DataError, UserError
-from lib.final_model import FinalModel, load_final_model, save_final_model
+from lib.eval import ood
 from lib.predict import default_model_folder, run_model
-from lib.replica import CLASS_NAMES, pad
 from lib.workspace import PROJECT_ROOT
 from tests.test_safe_pickle import CreatesFile, valid_data
 

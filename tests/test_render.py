@@ -10,8 +10,8 @@ import matplotlib
 import nbformat
 import pytest
 
-from lib import render
 from lib.errors import RenderError
+from lib.render import renderer as render
 from tests.pdf import pdf_text
 
 matplotlib.use("Agg")

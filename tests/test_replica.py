@@ -3,8 +3,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from lib import data, replica
-from lib.safe_pickle import load_assignment_pickle
+from lib import data
+from lib.data import replica
+from lib.data.safe_pickle import load_assignment_pickle
 
 SMALL = replica.Counts(labeled=100, unlabeled=300, clean_per_set=50, foreign_per_set=6, corrupted_per_set=6)
 
@@ -65,8 +66,8 @@ def test_each_corruption_changes_the_image(kind):
 
 def test_ensure_replica_builds_once_and_rebuilds_when_modified(fake_pool, tmp_path, monkeypatch):
     images, labels = fake_pool
-    monkeypatch.setattr("lib.fashion_mnist.locate", lambda: tmp_path)
-    monkeypatch.setattr("lib.fashion_mnist.load_all", lambda folder: (images, labels))
+    monkeypatch.setattr("lib.data.fashion_mnist.locate", lambda: tmp_path)
+    monkeypatch.setattr("lib.data.fashion_mnist.load_all", lambda folder: (images, labels))
     monkeypatch.setattr(replica.build, "__defaults__", (0, SMALL))
     messages = []
     path = data.ensure_replica(tmp_path, seed=0, log=messages.append)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lib.representation import evaluate_embedding, hungarian_accuracy, hungarian_mapping, knn_accuracy
+from lib.eval.embedding import evaluate_embedding, hungarian_accuracy, hungarian_mapping, knn_accuracy
 
 
 def test_hungarian_accuracy_ignores_the_names_of_clusters():

@@ -1,6 +1,6 @@
 from importlib.metadata import version
 
-from lib.runinfo import library_versions, report_variables
+from lib.render.runinfo import library_versions, report_variables
 
 
 def test_library_versions_names_each_library_and_a_missing_one():

@@ -4,8 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
+from lib.data.safe_pickle import load_assignment_pickle, validate
 from lib.errors import DataError
-from lib.safe_pickle import load_assignment_pickle, validate
 
 
 def valid_data(n=4):

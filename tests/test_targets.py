@@ -1,4 +1,4 @@
-from lib.targets import KMEANS_DESCRIPTION, TARGETS, Target
+from lib.eval.targets import KMEANS_DESCRIPTION, TARGETS, Target
 
 
 def test_met_respects_the_direction_of_the_target():

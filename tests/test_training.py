@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib.augment import AugmentConfig
-from lib.models import ModelConfig, encode
-from lib.training import TrainConfig, list_checkpoints, load_history, load_trained, lr_at, train
+from lib.nn.augment import AugmentConfig
+from lib.nn.models import ModelConfig, encode
+from lib.nn.train import TrainConfig, list_checkpoints, load_history, load_trained, lr_at, train
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (64, 1, 32, 32), dtype=np.uint8)
 QUIET = dict(log=lambda message: None, progress=False)

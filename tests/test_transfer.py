@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib import transfer
-from lib.augment import AugmentConfig
-from lib.finetune import Classifier, FinetuneConfig
-from lib.models import ModelConfig
-from lib.replica import FOREIGN, IN_DISTRIBUTION, pad
-from lib.training import TrainConfig
+from lib.data.replica import FOREIGN, IN_DISTRIBUTION, pad
+from lib.experiments import transfer
+from lib.nn.augment import AugmentConfig
+from lib.nn.finetune import Classifier, FinetuneConfig
+from lib.nn.models import ModelConfig
+from lib.nn.train import TrainConfig
 
 TINY = ModelConfig(kind="contrastive", width=4, depth=0, features=16)
 NAMES = tuple(f"class {i}" for i in range(10))
@@ -124,12 +124,6 @@ def test_contrastive_recipe(tmp_path):
     assert train.epochs == 3 and train.batch_size == 96 and train.augment == recipe.augment and train.keep == 1
 
 
-def test_settings_cover_every_profile():
-    from lib.profiles import PROFILES
-
-    assert set(transfer.SETTINGS) == set(PROFILES)
-
-
 def bars(n=80, n_classes=4):
     rng = np.random.default_rng(0)
     y = np.arange(n) % n_classes
@@ -208,7 +202,7 @@ def test_paired_auroc_difference():
     is_anomaly = np.r_[np.ones(30, bool), np.zeros(300, bool)]
     good = rng.normal(size=330) + 3 * is_anomaly
     weak = rng.normal(size=330) + 0.5 * is_anomaly
-    from lib.metrics import auroc
+    from lib.eval.metrics import auroc
 
     diff = transfer.paired_auroc_difference(good, weak, is_anomaly, n_resamples=300, seed=0)
     assert diff["value"] == pytest.approx(auroc(good, is_anomaly) - auroc(weak, is_anomaly))

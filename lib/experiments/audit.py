@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from lib.models import reconstruction_error
-from lib.training import list_checkpoints, load_trained
+from lib.nn.models import reconstruction_error
+from lib.nn.train import list_checkpoints, load_trained
 
 
 def loss_trajectories(folder, images: np.ndarray, device="cpu") -> tuple[list[int], np.ndarray]:

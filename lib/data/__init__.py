@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lib import fashion_mnist, replica
+from lib.data import fashion_mnist, replica
+from lib.data.safe_pickle import load_assignment_pickle
 from lib.errors import DataError
-from lib.safe_pickle import load_assignment_pickle
 from lib.workspace import data_dir
 
 CLASS_NAMES = replica.CLASS_NAMES

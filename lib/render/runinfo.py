@@ -7,7 +7,7 @@ import platform
 
 import torch
 
-from lib.profiles import get_profile
+from lib.config import get_profile
 
 
 def cpu_model() -> str:

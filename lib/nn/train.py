@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from tqdm.std import tqdm
 
-from lib.augment import NONE, AugmentConfig, augment
-from lib.models import ModelConfig, build_model
+from lib.nn.augment import NONE, AugmentConfig, augment
+from lib.nn.models import ModelConfig, build_model
 
 CHECKPOINT = re.compile(r"epoch_(\d+)\.pt$")
 
@@ -272,20 +272,21 @@ PRETRAINED = {  # checkpoint folder name -> name in tables and figures
 
 def pretraining_plan(profile, seed: int = 0) -> dict[str, tuple[ModelConfig, TrainConfig]]:
     """Model and training configuration of every model notebook 02 trains, for a run profile."""
-    p = profile
+    p = profile.pretraining
     w = p.autoencoder_width
-    common = dict(batch_size=p.pretrain_batch, seed=seed)
+    common = dict(batch_size=p.batch, seed=seed, weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs,
+                  min_lr_fraction=p.min_lr_fraction)
     return {
-        "fc_ae": (ModelConfig("fc_ae", hidden=(512, 128)),
-                  TrainConfig(epochs=p.fc_epochs, lr=1e-3, **common)),
-        # 5e-3 rather than 2e-3: at width 8 the batch-norm autoencoder stalls at twice the error with 2e-3
-        "conv_ae": (ModelConfig("conv_ae", width=w, depth=0, batch_norm=False),
-                    TrainConfig(epochs=p.autoencoder_epochs, lr=5e-3, keep=None, **common)),
-        "conv_ae_bn": (ModelConfig("conv_ae", width=w, depth=0, batch_norm=True),
-                       TrainConfig(epochs=p.autoencoder_epochs, lr=5e-3, keep=None, **common)),
-        "vae": (ModelConfig("vae", width=w, depth=0, batch_norm=True),
-                TrainConfig(epochs=p.vae_epochs, lr=2e-3, **common)),
-        "contrastive": (ModelConfig("contrastive", width=p.encoder_width, depth=p.encoder_depth, batch_norm=True,
-                                    features=128, temperature=0.5, decoder=True),
-                        TrainConfig(epochs=p.contrastive_epochs, lr=2e-3, augment=AugmentConfig(), **common)),
+        "fc_ae": (ModelConfig("fc_ae", latent=p.latent, hidden=p.fc_hidden),
+                  TrainConfig(epochs=p.fc_epochs, lr=p.fc_lr, **common)),
+        "conv_ae": (ModelConfig("conv_ae", latent=p.latent, width=w, depth=0, batch_norm=False),
+                    TrainConfig(epochs=p.autoencoder_epochs, lr=p.autoencoder_lr, keep=None, **common)),
+        "conv_ae_bn": (ModelConfig("conv_ae", latent=p.latent, width=w, depth=0, batch_norm=True),
+                       TrainConfig(epochs=p.autoencoder_epochs, lr=p.autoencoder_lr, keep=None, **common)),
+        "vae": (ModelConfig("vae", latent=p.latent, width=w, depth=0, batch_norm=True, beta=p.vae_beta),
+                TrainConfig(epochs=p.vae_epochs, lr=p.vae_lr, **common)),
+        "contrastive": (ModelConfig("contrastive", latent=p.latent, width=p.encoder_width, depth=p.encoder_depth,
+                                    batch_norm=True, features=p.encoder_features, temperature=p.temperature,
+                                    decoder=True, decoder_fraction=p.decoder_fraction),
+                        TrainConfig(epochs=p.contrastive_epochs, lr=p.contrastive_lr, augment=p.augment, **common)),
     }

@@ -20,6 +20,7 @@ run resumed from its checkpoint continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.augment import AugmentConfig, augment
-from lib.models import ConvDecoder, ConvEncoder, ModelConfig, apply_batched
-from lib.training import lr_at, progress_bar
+from lib.nn.augment import AugmentConfig, augment
+from lib.nn.models import ConvDecoder, ConvEncoder, ModelConfig, apply_batched
+from lib.nn.train import lr_at, progress_bar
 
 WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
                      erase=0.0)
@@ -275,3 +276,84 @@ def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, trai
             f"validation accuracy {history[-1]['val_accuracy']:.4f}")
     rate = seen / seconds if seen else float("nan")
     return FitResult(model.eval(), history, seconds, rate)
+
+
+def array_fingerprint(*arrays: np.ndarray) -> str:
+    """Short SHA-1 of arrays' shapes and bytes: names checkpoint folders after the data they were trained on."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:10]
+
+
+@dataclass
+class PretrainResult:
+    model: Classifier
+    seconds: float
+    images_per_second: float
+    heldout_accuracy: float | None  # accuracy on the source's held-out images (None without them)
+
+
+def _step_generator(seed: int, step: int, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(1_000_003 * seed + 7_919 * step + 41)
+    return g
+
+
+def pretrain_classifier(model_config: ModelConfig, x: np.ndarray, y: np.ndarray, n_classes: int,
+                        cfg: FinetuneConfig, folder: Path | str, heldout: tuple[np.ndarray, np.ndarray] | None = None,
+                        device: torch.device | str = "cpu", log=print) -> PretrainResult:
+    """Supervised pretraining on a source: a `n_classes`-way Classifier, cross entropy on weak views.
+
+    Same optimiser, schedule and augmentation as fine-tuning (`cfg`: steps,
+    batch size, learning rate, `weak` views). The finished model is saved in
+    `folder/source.pt` with a signature of configuration and data; a rerun with
+    the same signature loads it instead of training again.
+    """
+    device = torch.device(device)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    signature = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(), "n_classes": n_classes,
+                 "data": array_fingerprint(x, y)}
+    torch.manual_seed(cfg.seed)
+    model = Classifier(model_config, n_classes=n_classes).to(device)
+    path = folder / "source.pt"
+    if path.exists():
+        state = torch.load(path, map_location=device, weights_only=False)
+        if state["signature"] == signature:
+            model.load_state_dict(state["model"])
+            log(f"{folder.name}: already trained, loaded from {path}")
+            return PretrainResult(model.eval(), state["seconds"], state["images_per_second"],
+                                  state["heldout_accuracy"])
+    if int(np.max(y)) >= n_classes:
+        raise ValueError(f"labels go up to {int(np.max(y))} but the source has {n_classes} classes")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    tx, ty = torch.as_tensor(np.asarray(x)).to(device), torch.as_tensor(np.asarray(y)).to(device)
+    warmup = int(cfg.warmup_epochs * 100)
+    start = time.perf_counter()
+    for step in range(cfg.steps):
+        model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg.steps, warmup, cfg)
+        g = _step_generator(cfg.seed, step, device)
+        index = torch.randint(len(tx), (cfg.batch_size,), generator=g, device=device)
+        logits = model(augment(tx[index].float().div_(255.0), cfg.weak, g))
+        loss = F.cross_entropy(logits, ty[index], label_smoothing=cfg.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    rate = cfg.steps * cfg.batch_size / seconds if seconds > 0 else float("nan")
+    accuracy = None
+    if heldout is not None:
+        accuracy = float((predict_logits(model, heldout[0]).argmax(1) == np.asarray(heldout[1])).mean())
+    torch.save({"signature": signature, "model": model.state_dict(), "seconds": seconds,
+                "images_per_second": rate, "heldout_accuracy": accuracy}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    log(f"{folder.name}: {cfg.steps} steps in {seconds:.0f} s ({rate:,.0f} images/s)"
+        + ("" if accuracy is None else f", held-out accuracy {accuracy:.4f}"))
+    return PretrainResult(model.eval(), seconds, rate, accuracy)

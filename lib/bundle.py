@@ -46,9 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from lib.data.replica import CLASS_NAMES
 from lib.errors import DataError
-from lib.ood import knn_cosine_distance
-from lib.replica import CLASS_NAMES
+from lib.eval.ood import knn_cosine_distance
 
 MODEL_FILE = "model.pt"
 META_FILE = "model.json"

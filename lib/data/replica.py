@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from lib import fashion_mnist
+from lib.data import fashion_mnist
 
 # Label order of the assignment: index i is Fashion-MNIST label IN_DISTRIBUTION[i].
 IN_DISTRIBUTION = (1, 5, 7, 8, 9)

@@ -85,27 +85,3 @@ def _timed(function, argument) -> float:
     start = time.perf_counter()
     function(argument)
     return time.perf_counter() - start
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Training budgets of notebook 03 per profile (steps of the fine-tuning loop)."""
-
-    supervised_steps: int  # labels only: supervised CNN, fine-tuned contrastive, auxiliary
-    fixmatch_steps: int  # semi-supervised fine-tuning
-    unlabeled_ratio: int  # FixMatch mu
-    oracle_steps: int
-    budgets: tuple[int, ...]  # label budgets of the label-efficiency curve (besides the full split)
-    curve_steps: int  # labels-only runs of the curve
-    curve_fixmatch_steps: int  # semi-supervised runs of the curve (shorter than the main run)
-    eval_every: int
-
-
-SETTINGS = {
-    "smoke": Settings(supervised_steps=20, fixmatch_steps=20, unlabeled_ratio=2, oracle_steps=20,
-                      budgets=(50,), curve_steps=10, curve_fixmatch_steps=10, eval_every=10),
-    "cpu": Settings(supervised_steps=600, fixmatch_steps=800, unlabeled_ratio=2, oracle_steps=1000,
-                    budgets=(50, 250, 1000), curve_steps=300, curve_fixmatch_steps=150, eval_every=100),
-    "gpu": Settings(supervised_steps=1500, fixmatch_steps=4000, unlabeled_ratio=7, oracle_steps=4000,
-                    budgets=(50, 100, 250, 500, 1000), curve_steps=1000, curve_fixmatch_steps=1500, eval_every=200),
-}

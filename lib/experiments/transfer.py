@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,38 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib import metrics
-from lib.augment import AugmentConfig, augment
-from lib.finetune import Classifier, FinetuneConfig, predict_logits
-from lib.models import ModelConfig
-from lib.replica import FOREIGN, pad
-from lib.training import TrainConfig, lr_at
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Budgets of notebook 05 per profile (the architecture and recipe are notebook 02's)."""
-
-    source_images: int | None  # foreign images drawn for pretraining (None: the whole filtered pool)
-    source_steps: int  # supervised pretraining steps (foreign classes, digits)
-    source_batch: int
-    contrastive_epochs: int  # short contrastive pretraining, on the foreign pool and on the unlabeled set
-    finetune_steps: int  # every fine-tuning run, whatever its source and label budget
-    budgets: tuple[int, ...]  # label budgets; the whole training split is always added
-    eval_images: int  # unlabeled images (answer key) on which accuracy is measured
-    eval_every: int
-
-
-SETTINGS = {
-    "smoke": Settings(source_images=600, source_steps=10, source_batch=64, contrastive_epochs=1,
-                      finetune_steps=10, budgets=(50,), eval_images=600, eval_every=10),
-    "cpu": Settings(source_images=26_000, source_steps=300, source_batch=128, contrastive_epochs=2,
-                    finetune_steps=250, budgets=(50, 250), eval_images=5_000, eval_every=50),
-    "gpu": Settings(source_images=None, source_steps=2_000, source_batch=256, contrastive_epochs=15,
-                    finetune_steps=800, budgets=(50, 250, 1000), eval_images=26_000, eval_every=200),
-}
+from lib.data.replica import FOREIGN, pad
+from lib.eval import metrics
+from lib.nn.augment import AugmentConfig
+from lib.nn.finetune import (
+    FinetuneConfig,
+    PretrainResult,
+    pretrain_classifier,
+)
+from lib.nn.models import ModelConfig
+from lib.nn.train import TrainConfig
 
 # --------------------------------------------------------------------------- source data
 
@@ -150,16 +127,6 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
 # --------------------------------------------------------------------------- fingerprints and recipes
 
 
-def array_fingerprint(*arrays: np.ndarray) -> str:
-    """Short SHA-1 of arrays' shapes and bytes: names checkpoint folders after the data they were trained on."""
-    digest = hashlib.sha1()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:10]
-
-
 def weights_fingerprint(model: nn.Module | None) -> str:
     """Short SHA-1 of a model's encoder and bottleneck weights ("scratch" for None).
 
@@ -206,77 +173,6 @@ def contrastive_recipe(folder: Path | str, fallback: tuple[ModelConfig, TrainCon
 
 
 # --------------------------------------------------------------------------- supervised pretraining
-
-
-@dataclass
-class PretrainResult:
-    model: Classifier
-    seconds: float
-    images_per_second: float
-    heldout_accuracy: float | None  # accuracy on the source's held-out images (None without them)
-
-
-def _step_generator(seed: int, step: int, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(1_000_003 * seed + 7_919 * step + 41)
-    return g
-
-
-def pretrain_classifier(model_config: ModelConfig, x: np.ndarray, y: np.ndarray, n_classes: int,
-                        cfg: FinetuneConfig, folder: Path | str, heldout: tuple[np.ndarray, np.ndarray] | None = None,
-                        device: torch.device | str = "cpu", log=print) -> PretrainResult:
-    """Supervised pretraining on a source: a `n_classes`-way Classifier, cross entropy on weak views.
-
-    Same optimiser, schedule and augmentation as fine-tuning (`cfg`: steps,
-    batch size, learning rate, `weak` views). The finished model is saved in
-    `folder/source.pt` with a signature of configuration and data; a rerun with
-    the same signature loads it instead of training again.
-    """
-    device = torch.device(device)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    signature = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(), "n_classes": n_classes,
-                 "data": array_fingerprint(x, y)}
-    torch.manual_seed(cfg.seed)
-    model = Classifier(model_config, n_classes=n_classes).to(device)
-    path = folder / "source.pt"
-    if path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
-        if state["signature"] == signature:
-            model.load_state_dict(state["model"])
-            log(f"{folder.name}: already trained, loaded from {path}")
-            return PretrainResult(model.eval(), state["seconds"], state["images_per_second"],
-                                  state["heldout_accuracy"])
-    if int(np.max(y)) >= n_classes:
-        raise ValueError(f"labels go up to {int(np.max(y))} but the source has {n_classes} classes")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    tx, ty = torch.as_tensor(np.asarray(x)).to(device), torch.as_tensor(np.asarray(y)).to(device)
-    warmup = int(cfg.warmup_epochs * 100)
-    start = time.perf_counter()
-    for step in range(cfg.steps):
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, warmup, cfg)
-        g = _step_generator(cfg.seed, step, device)
-        index = torch.randint(len(tx), (cfg.batch_size,), generator=g, device=device)
-        logits = model(augment(tx[index].float().div_(255.0), cfg.weak, g))
-        loss = F.cross_entropy(logits, ty[index], label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    rate = cfg.steps * cfg.batch_size / seconds if seconds > 0 else float("nan")
-    accuracy = None
-    if heldout is not None:
-        accuracy = float((predict_logits(model, heldout[0]).argmax(1) == np.asarray(heldout[1])).mean())
-    torch.save({"signature": signature, "model": model.state_dict(), "seconds": seconds,
-                "images_per_second": rate, "heldout_accuracy": accuracy}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    log(f"{folder.name}: {cfg.steps} steps in {seconds:.0f} s ({rate:,.0f} images/s)"
-        + ("" if accuracy is None else f", held-out accuracy {accuracy:.4f}"))
-    return PretrainResult(model.eval(), seconds, rate, accuracy)
 
 
 def pretrain_with_holdout(model_config: ModelConfig, x: np.ndarray, y: np.ndarray, n_classes: int,

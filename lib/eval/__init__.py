@@ -1,0 +1,1 @@
+"""Evaluation: metrics with bootstrap intervals, anomaly scores, embedding quality, targets."""

@@ -1,0 +1,1 @@
+"""What single notebooks study: data exploration, classification baselines, transfer, the audit."""

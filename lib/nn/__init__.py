@@ -1,0 +1,1 @@
+"""Networks: augmentation, models, the training loop."""

@@ -1,0 +1,1 @@
+"""The report: the pandoc + Typst renderer and the run description (no ML here)."""
