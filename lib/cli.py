@@ -50,9 +50,14 @@ def _render(args) -> None:
     from pathlib import Path
 
     from lib.render.renderer import check_report_dir, render_report
+    from lib.render.variables import write_report_variables
+    from lib.workspace import Workspace
 
-    check_report_dir(Path(args.report_dir))
-    print(f"report: {render_report(Path(args.report_dir), engine=args.engine)}")
+    report_dir = Path(args.report_dir)
+    check_report_dir(report_dir)
+    if (report_dir.resolve().parent / "results").is_dir():  # the numbers the text quotes, from the results
+        write_report_variables(Workspace(report_dir.resolve().parent))
+    print(f"report: {render_report(report_dir, engine=args.engine)}")
 
 
 def _predict(args) -> None:

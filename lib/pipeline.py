@@ -14,6 +14,7 @@ import papermill
 
 from lib.errors import UserError
 from lib.render import runinfo
+from lib.render.variables import write_report_variables
 from lib.workspace import PROJECT_ROOT, Workspace
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -116,6 +117,7 @@ def run(ws: Workspace, profile: str, seed: int, device: str, data_path: str | No
         log(f"[{number}/{len(names)}] {name} (profile {profile}, device {device}{last})")
         start = time.perf_counter()
         execute_notebook(name, ws, parameters, expected.get(name))
+        write_report_variables(ws)
         seconds[name] = round(time.perf_counter() - start, 1)
         ws.update_summary({f"seconds_per_notebook.{name}": seconds[name], "profile": profile,
                            "device": device, "seed": seed})

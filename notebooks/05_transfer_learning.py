@@ -70,7 +70,7 @@ from lib.eval import metrics
 from lib import plots
 from lib.experiments import transfer as tr
 from lib.data import ANOMALY, CLASS_NAMES
-from lib.nn.finetune import Classifier, FinetuneConfig, embed, fit_classifier, predict_logits
+from lib.nn.finetune import Classifier, FinetuneConfig, array_fingerprint, embed, fit_classifier, predict_logits
 from lib.notebook import setup
 from lib.eval.ood import ClassGaussians, msp_score
 from lib.nn.train import list_checkpoints, load_history, load_trained, pretraining_plan, train
@@ -171,7 +171,7 @@ else:
           " in-domain comparison rests on the model trained below with the related source's budget")
 
 matched = train(contrastive_model, data.unlabeled, contrastive_train,
-                checkpoints(f"transfer_in_domain_contrastive_{tr.array_fingerprint(data.unlabeled)}"), ctx.device,
+                checkpoints(f"transfer_in_domain_contrastive_{array_fingerprint(data.unlabeled)}"), ctx.device,
                 progress=False)
 source_info["in_domain_matched"] = {"epochs": contrastive_train.epochs, "seconds": matched.seconds,
                                     "images": len(data.unlabeled)}
@@ -179,7 +179,7 @@ source_info["in_domain_matched"] = {"epochs": contrastive_train.epochs, "seconds
 contrastive_images = foreign.x[: len(data.unlabeled)]
 foreign_contrastive = train(
     contrastive_model, contrastive_images, contrastive_train,
-    checkpoints(f"transfer_foreign_contrastive_{tr.array_fingerprint(contrastive_images)}"), ctx.device,
+    checkpoints(f"transfer_foreign_contrastive_{array_fingerprint(contrastive_images)}"), ctx.device,
     progress=False)
 source_info["foreign_contrastive"] = {"epochs": contrastive_train.epochs, "seconds": foreign_contrastive.seconds,
                                       "images": len(contrastive_images)}
@@ -187,10 +187,10 @@ source_info["foreign_contrastive"] = {"epochs": contrastive_train.epochs, "secon
 source_cfg = FinetuneConfig(steps=settings.source_steps, batch_size=settings.source_batch, seed=seed)
 foreign_supervised, source_info["foreign_supervised"] = tr.pretrain_with_holdout(
     architecture, foreign.x, foreign.y, 5, source_cfg,
-    checkpoints(f"transfer_foreign_supervised_{tr.array_fingerprint(foreign.x, foreign.y)}"), 0.1, ctx.device)
+    checkpoints(f"transfer_foreign_supervised_{array_fingerprint(foreign.x, foreign.y)}"), 0.1, ctx.device)
 digits_supervised, source_info["digits"] = tr.pretrain_with_holdout(
     architecture, digits.x, digits.y, 10, source_cfg,
-    checkpoints(f"transfer_digits_supervised_{tr.array_fingerprint(digits.x, digits.y)}"), 0.2, ctx.device)
+    checkpoints(f"transfer_digits_supervised_{array_fingerprint(digits.x, digits.y)}"), 0.2, ctx.device)
 
 ALL_SOURCES = {  # key -> (name in tables and figures, model whose encoder and bottleneck are copied)
     "scratch": ("none (from scratch)", None),
@@ -259,7 +259,7 @@ for budget, subset in subsets.items():
         config = FinetuneConfig(steps=settings.finetune_steps, eval_every=settings.eval_every, seed=seed,
                                 backbone_lr_factor=1.0 if model is None else 0.3)
         folder = checkpoints(f"transfer_ft_{k}_{budget}_{tr.weights_fingerprint(model)}_"
-                             f"{tr.array_fingerprint(xs, ys)[:6]}")
+                             f"{array_fingerprint(xs, ys)[:6]}")
         result = fit_classifier(config, architecture, xs, ys, x_val, y_val, folder, pretrained=model,
                                 device=ctx.device, progress=False)
         net = result.model

@@ -8,6 +8,7 @@ import torch
 
 from lib.data.replica import FOREIGN, IN_DISTRIBUTION, pad
 from lib.experiments import transfer
+from lib.nn import finetune
 from lib.nn.augment import AugmentConfig
 from lib.nn.finetune import Classifier, FinetuneConfig
 from lib.nn.models import ModelConfig
@@ -94,8 +95,8 @@ def test_holdout_split():
 
 def test_fingerprints():
     a = np.arange(12, dtype=np.uint8)
-    assert transfer.array_fingerprint(a) == transfer.array_fingerprint(a.copy())
-    assert transfer.array_fingerprint(a) != transfer.array_fingerprint(a.reshape(3, 4))
+    assert finetune.array_fingerprint(a) == finetune.array_fingerprint(a.copy())
+    assert finetune.array_fingerprint(a) != finetune.array_fingerprint(a.reshape(3, 4))
     assert transfer.weights_fingerprint(None) == "scratch"
     torch.manual_seed(0)
     model = Classifier(TINY)
@@ -146,9 +147,9 @@ def test_pretrain_classifier_learns_saves_and_reloads(tmp_path, one_thread):
     x, y = bars()
     cfg = FinetuneConfig(steps=25, batch_size=16, lr=5e-3)
     messages = []
-    first = transfer.pretrain_classifier(TINY, x, y, 4, cfg, tmp_path / "src", heldout=(x, y), log=messages.append)
+    first = finetune.pretrain_classifier(TINY, x, y, 4, cfg, tmp_path / "src", heldout=(x, y), log=messages.append)
     assert first.heldout_accuracy > 0.5 and first.model(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
-    again = transfer.pretrain_classifier(TINY, x, y, 4, cfg, tmp_path / "src", heldout=(x, y), log=messages.append)
+    again = finetune.pretrain_classifier(TINY, x, y, 4, cfg, tmp_path / "src", heldout=(x, y), log=messages.append)
     assert messages[-1].startswith("src: already trained")
     assert again.heldout_accuracy == first.heldout_accuracy
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
@@ -158,7 +159,7 @@ def test_pretrain_classifier_learns_saves_and_reloads(tmp_path, one_thread):
     target.load_pretrained(first.model)
     assert transfer.weights_fingerprint(target) == transfer.weights_fingerprint(first.model)
     with pytest.raises(ValueError, match="labels go up to"):
-        transfer.pretrain_classifier(TINY, x, y, 3, cfg, tmp_path / "bad", log=messages.append)
+        finetune.pretrain_classifier(TINY, x, y, 3, cfg, tmp_path / "bad", log=messages.append)
 
 
 def test_paired_difference_and_words():
