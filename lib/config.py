@@ -63,6 +63,7 @@ class Pretraining:
     decoder_fraction: float = 0.25  # share of each batch the contrastive model's decoder learns from
     augment: AugmentConfig = STRONG
     knn_k: int = 10  # k of the k-nearest-neighbour accuracy of a description
+    plateau_tolerance: float = 0.005  # checkpoint plot: k-NN accuracy this close to the last epoch's is the plateau
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,23 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The plain supervised CNN of DESIGN §5, trained on the 2,000 labels alone (notebook 03)."""
+
+    widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128)  # six 3x3 convolutions with batch norm and ReLU
+    strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)  # the first at full 32x32 resolution
+    dropout: float = 0.3
+    epochs: int = 30
+    batch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.3  # one-cycle: linear warm-up over this share of the steps, then cosine decay
+    min_lr_fraction: float = 0.0
+    shift_pixels: int = 3  # random translations of up to this many pixels
+    label_smoothing: float = 0.1
+
+
+@dataclass(frozen=True)
 class Anomaly:
     """Notebook 04: anomaly scores, fitted on in-distribution training data only."""
 
@@ -97,6 +115,8 @@ class Anomaly:
     elbo_samples: int = 8  # VAE negative ELBO: samples of the latent per image
     posterior_refit: float = 0.99  # class Gaussians: unlabeled images above this posterior refit the means
     predict_images: int = 10_000  # images of the timed `predict` run
+    unseen_clean: int = 500  # unseen-kind check set (lib.data.unseen): fresh clean images
+    unseen_per_kind: int = 100  # ... and anomalies of each kind
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,7 @@ class Transfer:
     source_steps: int = 300  # supervised pretraining steps (foreign classes, digits)
     source_batch: int = 128
     source_holdout: float = 0.2  # share of a source held out to measure its pretraining
+    foreign_holdout: float = 0.1  # the related (foreign) source's share: its pool is larger than the digits'
     contrastive_epochs: int = 2  # short contrastive pretraining, on the foreign pool and on the unlabeled set
     finetune_steps: int = 250  # every fine-tuning run, whatever its source and label budget
     budgets: tuple[int, ...] = (50, 250)  # label budgets; the whole training split is always added
@@ -122,6 +143,7 @@ class Profile:
     report: Report = field(default_factory=Report)
     pretraining: Pretraining = field(default_factory=Pretraining)
     classification: Classification = field(default_factory=Classification)
+    baseline: Baseline = field(default_factory=Baseline)
     anomaly: Anomaly = field(default_factory=Anomaly)
     transfer: Transfer = field(default_factory=Transfer)
 
@@ -133,11 +155,11 @@ class Profile:
         return asdict(self)
 
     def describe(self) -> str:
-        """Every setting, one `stage.name = value` per line (printed at the top of each notebook)."""
-        lines = [f"profile {self.name}: subset {self.subset}, seeds {self.seeds}"]
+        """Every setting, one line per stage (`stage: name=value, ...`), printed at the top of each notebook."""
+        lines = [f"profile {self.name}: subset={self.subset}, seeds={self.seeds}"]
         for stage, values in self.to_dict().items():
             if isinstance(values, dict):
-                lines += [f"  {stage}.{key} = {value}" for key, value in values.items()]
+                lines.append(f"  {stage}: " + ", ".join(f"{key}={value}" for key, value in values.items()))
         return "\n".join(lines)
 
 
@@ -150,7 +172,7 @@ PROFILES = {
                             vae_epochs=1, fc_epochs=1),
         classification=replace(CPU.classification, supervised_steps=20, fixmatch_steps=20, oracle_steps=20,
                                budgets=(50,), curve_steps=10, curve_fixmatch_steps=10, eval_every=10),
-        anomaly=replace(CPU.anomaly, predict_images=1000),
+        baseline=replace(CPU.baseline, epochs=2),
         transfer=Transfer(source_images=600, source_steps=10, source_batch=64, contrastive_epochs=1, finetune_steps=10,
                           budgets=(50,), eval_images=600, eval_every=10)),
     "cpu": CPU,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from dataclasses import dataclass, replace
@@ -71,6 +72,10 @@ def setup(profile: str | None = None, seed: int = 0, device: str | None = None,
     data = load_assignment(data_path)
     data, key = _subset(data, load_answer_key(data), chosen.subset)
     ws = Workspace(workspace)
-    print(f"profile {chosen.name}, device {torch_device}, seed {seed}, data {data.source}"
+    # every setting of the run, printed here and kept beside the checkpoints it produces
+    settings = ws.checkpoints(chosen.name, "") / "profile.json"
+    settings.write_text(json.dumps(chosen.to_dict(), indent=2) + "\n")
+    print(f"device {torch_device}, seed {seed}, data {data.source}"
           f" ({'replica with answer key' if key is not None else 'original data: answer-key evaluation skipped'})")
+    print(chosen.describe())
     return Context(chosen, seed, torch_device, ws, data, key)

@@ -49,3 +49,353 @@ def scatter_2d(ax, points: np.ndarray, groups: np.ndarray, names: list[str], tit
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(markerscale=3 if highlight is None else 1.5, fontsize=8, loc="best", frameon=True)
+
+
+# --------------------------------------------------------------------------- notebooks 03 and 04
+
+
+def classification_curves(histories: dict[str, list[dict]]):
+    """Validation loss (log scale) and accuracy against optimisation steps, one line per network."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, history in histories.items():
+        steps = [h["step"] for h in history]
+        left.plot(steps, [h["val_loss"] for h in history], marker="o", ms=3, label=name)
+        right.plot(steps, [100 * h["val_accuracy"] for h in history], marker="o", ms=3)
+    left.set_xlabel("optimisation step")
+    left.set_ylabel("validation cross entropy (nats)")
+    left.set_yscale("log")
+    right.set_xlabel("optimisation step")
+    right.set_ylabel("validation accuracy (%)")
+    right.set_ylim(max(50, right.get_ylim()[0]), 100)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(counts: np.ndarray, names=None, figsize=(5.8, 4.6)):
+    """Confusion matrix as % of each true class (rows: true, columns: predicted)."""
+    import seaborn as sns
+
+    from lib.data import CLASS_NAMES
+
+    names = list(names or CLASS_NAMES)
+    share = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=figsize)
+    sns.heatmap(share, annot=True, fmt=".1f", cmap="Blues", xticklabels=names, yticklabels=names, ax=ax,
+                cbar_kws={"label": "% of true class"}, vmin=0, vmax=100, annot_kws={"fontsize": 9})
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    return fig
+
+
+def calibration(diagram: dict, ece: float):
+    """Reliability diagram (left) and images per confidence bin (right, log scale)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    centres = (diagram["edges"][:-1] + diagram["edges"][1:]) / 2
+    filled = diagram["count"] > 0
+    left.bar(centres[filled], diagram["accuracy"][filled], width=1 / len(centres), edgecolor="k", alpha=0.7,
+             label="accuracy")
+    left.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    left.set_xlabel("confidence (max probability)")
+    left.set_ylabel("accuracy")
+    left.legend(fontsize=8)
+    left.set_title(f"expected calibration error {100 * ece:.2f} %")
+    right.bar(centres, diagram["count"], width=1 / len(centres), edgecolor="k")
+    right.set_yscale("log")
+    right.set_xlabel("confidence (max probability)")
+    right.set_ylabel("images (log scale)")
+    fig.tight_layout()
+    return fig
+
+
+def label_efficiency(curve):
+    """Accuracy (%) against labeled training images (log scale), one line per method."""
+    import seaborn as sns
+
+    budgets = sorted(curve["labels"].unique())
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.lineplot(data=curve, x="labels", y="accuracy", hue="method", marker="o", ax=ax)
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled training images (log scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
+    return fig
+
+
+def score_histograms(ax, scores: np.ndarray, is_anomaly: np.ndarray, threshold: float, label: str,
+                     log: bool = False) -> None:
+    """Densities of an anomaly score for clean images and anomalies, with the threshold dashed."""
+    bins = np.geomspace(max(np.percentile(scores, 0.5), 1e-6), scores.max(), 40) if log else 40
+    ax.hist(scores[~is_anomaly], bins=bins, alpha=0.6, label="clean", density=True)
+    ax.hist(scores[is_anomaly], bins=bins, alpha=0.6, label="anomaly", density=True)
+    ax.axvline(threshold, color="k", ls="--", label="threshold (set 1)")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"anomaly score: {label}")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+
+
+def end_to_end(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float, score_label: str,
+               counts: np.ndarray, log: bool = False):
+    """Left: the score's densities with the set-1 threshold; right: six-class confusion (% of the row)."""
+    import seaborn as sns
+
+    from lib.data import CLASS_NAMES
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.1], "wspace": 0.4})
+    score_histograms(left, scores, is_anomaly, threshold, score_label, log)
+    names = list(CLASS_NAMES) + ["anomaly"]
+    sns.heatmap(100 * counts / np.maximum(counts.sum(1, keepdims=True), 1), annot=True, fmt=".1f", cmap="Blues",
+                xticklabels=names, yticklabels=names, ax=right, vmin=0, vmax=100,
+                cbar_kws={"label": "% of true class"})
+    right.set_xlabel("predicted")
+    right.set_ylabel("true")
+    return fig
+
+
+# --------------------------------------------------------------------------- pretraining (notebook 02)
+
+
+def plot_views(images, cfg, n_views: int = 7, seed: int = 0, row_titles: list[str] | None = None):
+    """Each image (uint8 or float) beside `n_views` random views of it (`lib.nn.augment`): one row per image."""
+    import torch
+
+    from lib.nn.augment import augment, seeded_generator, to_float
+
+    x = to_float(torch.as_tensor(np.asarray(images)))
+    g = seeded_generator(seed, 0)
+    views = [augment(x, cfg, g) for _ in range(n_views)]
+    fig, axes = plt.subplots(len(x), n_views + 1, figsize=(1.0 * (n_views + 1) + 0.8, 1.0 * len(x)), squeeze=False)
+    for r in range(len(x)):
+        for c, image in enumerate([x[r], *(v[r] for v in views)]):
+            ax = axes[r, c]
+            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_titles:
+            axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
+    axes[0, 0].set_title("original", fontsize=9)
+    for c in range(1, n_views + 1):
+        axes[0, c].set_title(f"view {c}", fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return fig
+
+
+def plot_histories(histories: dict[str, list[dict]], panels: list[tuple], figsize=(10, 3.6)):
+    """Training curves: one panel per (title, model names, y label, log scale[, history key]); x = epoch.
+
+    The history key defaults to "loss" (the total training loss).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, squeeze=False)
+    for ax, (title, names, ylabel, log, *rest) in zip(axes[0], panels):
+        key = rest[0] if rest else "loss"
+        for name in names:
+            h = histories[name]
+            ax.plot([r["epoch"] for r in h], [r[key] for r in h], "o-", ms=3, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        if len(names) > 1:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _imshow_row(axes, images, title=None, fontsize=9):
+    for ax, image in zip(axes, images):
+        ax.imshow(np.asarray(image).reshape(32, 32), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        axes[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=fontsize)
+
+
+def plot_image_rows(rows: dict[str, np.ndarray], column_titles: list[str] | None = None, figsize=None):
+    """A grid of 32x32 images in [0, 1] (black background): one labelled row per entry."""
+    n_cols = max(len(v) for v in rows.values())
+    figsize = figsize or (1.0 + 0.9 * n_cols, 0.95 * len(rows))
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=figsize, squeeze=False)
+    for ax_row, (title, images) in zip(axes, rows.items()):
+        _imshow_row(ax_row, images, title)
+    if column_titles:
+        for ax, text in zip(axes[0], column_titles):
+            ax.set_title(text, fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return fig
+
+
+def plot_embedding_maps(maps: dict[str, np.ndarray], colours: np.ndarray, class_names, ncols: int | None = None,
+                        figsize=(10, 4.2), legend_title: str = "true class"):
+    """Scatter of 2-d maps (e.g. UMAP) side by side, points coloured by class."""
+    ncols = ncols or len(maps)
+    nrows = -(-len(maps) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+    palette = plt.get_cmap("tab10")
+    for ax, (title, xy) in zip(axes.flat, maps.items()):
+        for c, name in enumerate(class_names):
+            sel = colours == c
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=2, color=palette(c), label=name, rasterized=True, alpha=0.7)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("UMAP 1 (no unit)", fontsize=9)
+        ax.set_ylabel("UMAP 2 (no unit)", fontsize=9)
+    for ax in list(axes.flat)[len(maps):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(class_names), fontsize=9, markerscale=5,
+               title=legend_title, title_fontsize=9, bbox_to_anchor=(0.5, -0.08), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_checkpoint_tradeoff(errors: np.ndarray, accuracies: np.ndarray, epochs: list[int], title: str,
+                             accuracy_label: str, zoom_from: int = 2, figsize=(10, 4)):
+    """Reconstruction error (x) against downstream accuracy (y, fractions shown in %) per checkpoint.
+
+    Left: every checkpoint (log x); right: the checkpoints from epoch `zoom_from` on, linear axes; epochs annotated.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    errors, accuracies, epochs = np.asarray(errors), 100 * np.asarray(accuracies), np.asarray(epochs)
+    fig, axes = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1, 1.15]})
+    late = epochs >= zoom_from
+    for ax, keep, log in ((axes[0], np.ones_like(late, dtype=bool), True), (axes[1], late, False)):
+        ax.plot(errors[keep], accuracies[keep], "-", color="0.7", zorder=1)
+        points = ax.scatter(errors[keep], accuracies[keep], c=epochs[keep], cmap="viridis", s=36, zorder=2,
+                            vmin=epochs.min(), vmax=epochs.max())
+        for e, x, y in zip(epochs[keep], errors[keep], accuracies[keep]):
+            if not log or e <= zoom_from or e == epochs.max():  # the zoom labels the crowded late epochs
+                ax.annotate(str(e), (x, y), textcoords="offset points", xytext=(4, -11 if log else 5), fontsize=9)
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("mean reconstruction error (MSE per pixel)", fontsize=9)
+        ax.set_ylabel(accuracy_label, fontsize=9)
+        ax.tick_params(labelsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_title(f"{title}: all checkpoints", fontsize=10)
+    axes[1].set_title(f"zoom on epochs {zoom_from} to {epochs.max()}", fontsize=10)
+    fig.colorbar(points, ax=axes[1], label="epoch")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 01: the data
+
+
+def class_mean_std(images: np.ndarray, labels: np.ndarray, class_names):
+    """Per class, the mean (top row) and standard deviation (bottom row) of the images, grey levels 0-255."""
+    fig, axes = plt.subplots(2, len(class_names), figsize=(2 * len(class_names), 4.2))
+    for c, name in enumerate(class_names):
+        chosen = images[labels == c][:, 0].astype(np.float32)
+        for row, (image, what, top) in enumerate(((chosen.mean(0), "mean", 255), (chosen.std(0), "std", 128))):
+            shown = axes[row, c].imshow(image, cmap="magma", vmin=0, vmax=top)
+            axes[row, c].set_xticks([])
+            axes[row, c].set_yticks([])
+            axes[row, c].set_title(f"{name} {what}", fontsize=9)
+            if c == len(class_names) - 1:
+                fig.colorbar(shown, ax=axes[row, :], fraction=0.02, pad=0.02, label="grey level")
+    return fig
+
+
+def pixel_histograms(normal: np.ndarray, anomalies: np.ndarray, ink: np.ndarray, ink_class: np.ndarray,
+                     class_names):
+    """Left: grey-level densities of normal and anomalous images (log scale). Right: ink per image by class
+    (`ink_class` holds each image's class name)."""
+    import seaborn as sns
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    bins = np.arange(0, 257, 8)
+    left.hist(np.ravel(normal), bins=bins, density=True, alpha=0.6, label="normal")
+    left.hist(np.ravel(anomalies), bins=bins, density=True, alpha=0.6, label="anomalies")
+    left.set_yscale("log")
+    left.set_xlabel("grey level (0-255)")
+    left.set_ylabel("density (log)")
+    left.legend()
+    sns.boxplot(x=ink_class, y=ink, ax=right, order=list(class_names), fliersize=2)
+    right.set_xlabel("class")
+    right.set_ylabel("ink per image (sum / 255)")
+    return fig
+
+
+def pixel_maps(pca_xy: np.ndarray, umap_xy: np.ndarray, groups: np.ndarray, names: list[str], highlight: int):
+    """PCA (left) and UMAP (right) of raw pixels side by side; one legend, on the left."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
+    scatter_2d(left, pca_xy, groups, names, "PCA of raw pixels", "PC 1", "PC 2", highlight)
+    scatter_2d(right, umap_xy, groups, names, "UMAP of raw pixels", "UMAP 1", "UMAP 2", highlight)
+    right.get_legend().remove()
+    return fig
+
+
+# --------------------------------------------------------------------------- notebook 05: transfer learning
+
+
+def errorbars(ax, x, results: list[dict], scale: float = 1.0, **style) -> None:
+    """Points {"value", "ci": [low, high]} at `x` with their intervals, values multiplied by `scale`."""
+    value = np.array([scale * r["value"] for r in results])
+    ci = np.array([[scale * c for c in r["ci"]] for r in results])
+    ax.errorbar(x, value, yerr=[value - ci[:, 0], ci[:, 1] - value], marker="o", ms=4, capsize=3, **style)
+
+
+def _budget_axis(ax, budgets, rotation: float = 0) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(budgets, [f"{b:,}" for b in budgets], rotation=rotation)
+    ax.minorticks_off()
+    ax.set_xlabel("labeled training images (log scale)")
+    ax.grid(alpha=0.3)
+
+
+def transfer_accuracy(budgets: list[int], frozen: dict[str, list[dict]], tuned: dict[str, list[dict]],
+                      gain: dict[str, list[dict]], names: dict[str, str], colors: dict[str, str]):
+    """Three panels against the label budget (one curve per source, results {"value", "ci"} per budget):
+    accuracy of a linear head on the frozen encoder, accuracy fine-tuned, fine-tuned minus from scratch
+    (`gain`, pretrained sources only), in %."""
+    fig, (frozen_ax, tuned_ax, gain_ax) = plt.subplots(1, 3, figsize=(10, 4.2))
+    for k in frozen:
+        errorbars(frozen_ax, budgets, frozen[k], 100, color=colors[k], label=names[k])
+        errorbars(tuned_ax, budgets, tuned[k], 100, color=colors[k])
+    for offset, k in zip(np.linspace(-0.05, 0.05, len(gain)), gain):  # side by side on the log axis
+        errorbars(gain_ax, np.array(budgets) * 10 ** offset, gain[k], 100, color=colors[k])
+    gain_ax.axhline(0, color="k", lw=0.8)
+    low = min(100 * r["ci"][0] for results in frozen.values() for r in results)
+    for ax, title in ((frozen_ax, "frozen encoder + linear head"), (tuned_ax, "fine-tuned"),
+                      (gain_ax, "fine-tuned minus from scratch")):
+        _budget_axis(ax, budgets, rotation=45)
+        ax.set_title(title, fontsize=10)
+    for ax in (frozen_ax, tuned_ax):
+        ax.set_ylim(np.floor(low / 5) * 5, 100)
+        ax.set_ylabel("accuracy (%)")
+    gain_ax.set_ylabel("difference (percentage points)")
+    fig.legend(loc="lower center", ncol=3, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.11, 1, 1))
+    return fig
+
+
+def transfer_ood(budgets: list[int], by_budget: dict[str, list[dict]], by_kind: dict[str, list[dict]],
+                 kinds: list[str], names: dict[str, str], colors: dict[str, str]):
+    """Left: ROC AUC (all anomalies) against the label budget, one curve per source. Right: with the largest
+    budget, ROC AUC per kind of anomaly (`by_kind[source]`, one result per entry of `kinds`)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for k, results in by_budget.items():
+        errorbars(left, budgets, results, color=colors[k], label=names[k])
+    _budget_axis(left, budgets)
+    left.set_ylabel("ROC AUC, all anomalies of set 1")
+    left.legend(fontsize=9, loc="lower right")
+    for offset, k in zip(np.linspace(-0.3, 0.3, len(by_kind)), by_kind):
+        errorbars(right, np.arange(len(kinds)) + offset, by_kind[k], color=colors[k], ls="none")
+    right.set_xticks(range(len(kinds)), [f"{kind} anomalies" for kind in kinds])
+    right.set_xlim(-0.5, len(kinds) - 0.5)
+    right.set_ylabel(f"ROC AUC, set 1 ({budgets[-1]:,} labels)")
+    right.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

@@ -27,13 +27,15 @@
 # - **unlabeled images** (26,000): the only training data of every model;
 # - **labeled images** (2,000): no training; their labels are only the
 #   reference of the k-nearest-neighbour evaluation;
-# - **representative sets 1 and 2**: not used for any choice here; their
-#   embeddings, reconstruction errors and ELBOs are stored for notebook 04;
+# - **representative sets 1 and 2**: not used here; notebook 04 scores them
+#   with the models trained here;
 # - **answer key** (replica only): the true classes of the unlabeled images,
 #   read only to score the clusterings.
 #
 # Later notebooks load the trained models from their checkpoints
-# (`lib.training.load_trained`) instead of training them again.
+# (`lib.nn.train.load_trained`) instead of training them again. The loops,
+# tables and figure contents live in `lib.experiments.pretraining`, the
+# drawing in `lib.plots`.
 
 # %% tags=["parameters"]
 profile = None  # "smoke" | "cpu" | "gpu"; None: the default for the device
@@ -50,26 +52,17 @@ ctx = setup(profile, seed, device, workspace, data_path)
 # %%
 import time
 
-import numpy as np
-import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
-from lib.nn import models
-from lib.nn import train as training
-from lib.eval import embedding as rep
-from lib.nn.augment import plot_views
-from lib.data import CLASS_NAMES
-from lib.eval.targets import KMEANS_DESCRIPTION
+from lib.experiments import pretraining as pre
+from lib.nn.train import PRETRAINED, pretraining_plan
 
 started = time.perf_counter()
-data, key = ctx.data, ctx.answer_key
-y_unlabeled = None if key is None else key["unlabeled_class"]
-if key is None:
+data, y_unlabeled = ctx.data, pre.unlabeled_classes(ctx.answer_key)
+if y_unlabeled is None:
     print("original data without answer key: cluster metrics are scored on the 2,000 labeled images instead")
-plan = training.pretraining_plan(ctx.profile, ctx.seed)
-NAMES = training.PRETRAINED
-print(f"{len(data.unlabeled):,} unlabeled images for training; models: {', '.join(NAMES.values())}")
+plan = pretraining_plan(ctx.profile, ctx.seed)
+print(f"{len(data.unlabeled):,} unlabeled images for training; models: {', '.join(PRETRAINED.values())}")
 
 # %% [markdown]
 # ## Augmentation: which changes keep the mode of an image
@@ -99,21 +92,18 @@ print(f"{len(data.unlabeled):,} unlabeled images for training; models: {', '.joi
 # block, inverted intensities, strong blur, shuffled patches), so the encoder
 # is not trained to ignore them. The augmentations run batched on the
 # training device, with per-image random parameters drawn from a seeded
-# generator (`lib.augment`). The autoencoders and the VAE train on the images
+# generator (`lib.nn.augment`). The autoencoders and the VAE train on the images
 # as they are, as the classic baselines do.
 
 # %%
 #| label: fig-augmented-views
 #| fig-cap: "Random augmented views of one labeled image of each class (left: the original). Each row keeps its class: shifts, zooms, small rotations, exposure changes and small erased patches vary the image, while no view is flipped, inverted or turned upside down."
-contrastive_augment = plan["contrastive"][1].augment
-examples = np.array([np.flatnonzero(data.labeled_y == c)[0] for c in range(len(CLASS_NAMES))])
-fig = plot_views(data.labeled_x[examples], contrastive_augment, n_views=8, seed=ctx.seed, row_titles=list(CLASS_NAMES))
-ctx.ws.save_figure(fig, "02_augmented_views")
+ctx.ws.save_figure(pre.augmented_views_figure(data, plan, ctx.seed), "02_augmented_views")
 
 # %% [markdown]
 # ## The models
 #
-# All convolutional models share one encoder design (`lib.models.ConvEncoder`):
+# All convolutional models share one encoder design (`lib.nn.models.ConvEncoder`):
 # a stride-2 3×3 convolution right at the input (32 → 16 pixels, which keeps
 # the CPU profile fast), two more stride-2 stages (→ 8 → 4 pixels) with the
 # channels doubling each time, optional residual blocks after each
@@ -141,17 +131,15 @@ ctx.ws.save_figure(fig, "02_augmented_views")
 # dominate their cost.
 #
 # The configuration of each model comes from the run profile
-# (`lib.training.pretraining_plan`); the parameter counts:
+# (`lib.nn.train.pretraining_plan`); the parameter counts:
 
 # %%
-for name, (model_config, train_config) in plan.items():
-    print(f"{NAMES[name]:>24}: {models.count_parameters(models.build_model(model_config)):>9,} parameters,"
-          f" {train_config.epochs} epochs, batch {train_config.batch_size}")
+print(pre.describe_plan(plan))
 
 # %% [markdown]
 # ## Training
 #
-# One loop trains every model (`lib.training.train`; the model supplies its
+# One loop trains every model (`lib.nn.train.train`; the model supplies its
 # loss): AdamW, a linear warm-up over half an epoch and cosine decay of the
 # learning rate, a checkpoint after every epoch (all of them for the
 # convolutional autoencoders, whose checkpoints are compared below), and
@@ -163,35 +151,17 @@ for name, (model_config, train_config) in plan.items():
 # instead of trained again.
 
 # %%
-trained = {}
-for name, (model_config, train_config) in plan.items():
-    folder = ctx.ws.checkpoints(ctx.profile.name, name)
-    trained[name] = training.train(model_config, data.unlabeled, train_config, folder, ctx.device)
+trained = pre.train_all(ctx, plan)
 
 # %%
 #| label: tbl-pretraining-models
 #| tbl-cap: "The pretrained models: size, training budget, measured training throughput (median over epochs, in source images per second; the contrastive model processes two augmented views of each) and the last epoch's mean training loss (autoencoders: MSE per pixel; VAE: negative ELBO in nats; contrastive: NT-Xent plus its decoder's MSE)."
-training_table = pd.DataFrame([{
-    "model": NAMES[name],
-    "parameters": f"{models.count_parameters(result.model):,}",
-    "epochs": plan[name][1].epochs,
-    "batch": plan[name][1].batch_size,
-    "images/s": f"{result.images_per_second:,.0f}",
-    "training time (s)": f"{result.seconds:.0f}",
-    "final loss": f"{result.history[-1]['loss']:.4g}",
-} for name, result in trained.items()])
-display(Markdown(training_table.to_markdown(index=False)))
+display(Markdown(pre.training_table(trained, plan).to_markdown(index=False)))
 
 # %%
 #| label: fig-training-curves
 #| fig-cap: "Training loss per epoch (mean over the epoch's batches). Left: mean squared reconstruction error of the three autoencoders (log scale); middle: the VAE's negative ELBO; right: the contrastive model's NT-Xent loss. Every curve falls steeply in the first epochs and flattens as the learning rate decays towards its floor."
-histories = {NAMES[n]: r.history for n, r in trained.items()}
-fig = training.plot_histories(histories, [
-    ("autoencoders", [NAMES["fc_ae"], NAMES["conv_ae"], NAMES["conv_ae_bn"]], "MSE per pixel (intensity in [0, 1])", True),
-    ("VAE", [NAMES["vae"]], "negative ELBO (nats per image)", False),
-    ("contrastive", [NAMES["contrastive"]], "NT-Xent loss (nats)", False, "nt_xent"),
-], figsize=(10, 3.6))
-ctx.ws.save_figure(fig, "02_training_curves")
+ctx.ws.save_figure(pre.training_curves_figure(trained), "02_training_curves")
 
 # %% [markdown]
 # ## Reconstructions
@@ -205,13 +175,7 @@ ctx.ws.save_figure(fig, "02_training_curves")
 # %%
 #| label: fig-reconstructions
 #| fig-cap: "Unlabeled images 1, 2, 3, 6, 7 and 9 (top row, counted from 0) and what each model draws from its ten-dimensional code. All keep outline, size and brightness and lose texture and thin straps; the contrastive model's decoder, which sees only the embedding, draws a typical article of the recognised kind."
-shown = np.array([1, 2, 3, 6, 7, 9])
-shown = shown[shown < len(data.unlabeled)]
-rows = {"original": data.unlabeled[shown] / 255.0}
-for name, result in trained.items():
-    rows[NAMES[name]] = models.reconstruct(result.model, data.unlabeled[shown])
-fig = rep.plot_image_rows(rows, column_titles=[f"image {i}" for i in shown], figsize=(7.5, 7.0))
-ctx.ws.save_figure(fig, "02_reconstructions")
+ctx.ws.save_figure(pre.reconstructions_figure(trained, data.unlabeled), "02_reconstructions")
 
 # %% [markdown]
 # ## How well the ten numbers describe the five modes
@@ -221,44 +185,26 @@ ctx.ws.save_figure(fig, "02_reconstructions")
 # covariances, and each clustering is scored against the true classes:
 # accuracy after the best one-to-one matching of clusters to classes
 # (Hungarian algorithm) and normalized mutual information (NMI). The
-# k-nearest-neighbour accuracy (k = 10, the 2,000 labeled images as
-# reference) shows how pure the neighbourhoods are, and the silhouette how
+# k-nearest-neighbour accuracy (k = `knn_k` of the profile, 10; the 2,000
+# labeled images as reference) shows how pure the neighbourhoods are, and the silhouette how
 # compact and separated the k-means clusters are. PCA to ten components of
 # the raw pixels is the floor. The interval after each k-means accuracy is a
 # 95 % bootstrap interval over the scored images.
 
 # %%
-embeddings = {"PCA-10 of pixels": rep.pca_embedding(data.unlabeled, data.labeled_x, seed=ctx.seed)}
-for name, result in trained.items():
-    embeddings[NAMES[name]] = [models.encode(result.model, images) for images in (data.unlabeled, data.labeled_x)]
-evaluations = {method: rep.evaluate_embedding(z, y_unlabeled, z_labeled, data.labeled_y, seed=ctx.seed,
-                                              bootstrap=ctx.profile.bootstrap)
-               for method, (z, z_labeled) in embeddings.items()}
+embeddings = pre.embed_all(trained, data, ctx.seed)
+evaluations = pre.evaluate_all(embeddings, y_unlabeled, data.labeled_y, ctx.seed, ctx.profile.bootstrap,
+                               ctx.profile.pretraining.knn_k)
 print(f"scored on: {next(iter(evaluations.values())).metrics['evaluated_on']}")
 
 # %%
 #| label: tbl-embedding-comparison
 #| tbl-cap: "Ten-dimensional descriptions compared on the same data: clustering of the 26,000 unlabeled images by k-means and by a Gaussian mixture (GMM), scored against the true classes (accuracy after Hungarian matching, NMI), k-NN accuracy with the 2,000 labeled images as reference, and the silhouette of the k-means clusters. Brackets: 95 % bootstrap interval."
 
-
-def percent(x):
-    return f"{100 * x:.1f}"
-
-
-comparison = pd.DataFrame([{
-    "description": method,
-    "k-means accuracy (%)": f"{percent(m['kmeans_accuracy'])} [{percent(m['kmeans_accuracy_ci'][0])}, "
-                            f"{percent(m['kmeans_accuracy_ci'][1])}]",
-    "k-means NMI": f"{m['kmeans_nmi']:.3f}",
-    "GMM accuracy (%)": percent(m["gmm_accuracy"]),
-    "GMM NMI": f"{m['gmm_nmi']:.3f}",
-    "k-NN accuracy (%)": percent(m["knn_accuracy"]),
-    "silhouette": f"{m['silhouette']:.2f}",
-} for method, m in ((k, e.metrics) for k, e in evaluations.items())])
-display(Markdown(comparison.to_markdown(index=False)))
+display(Markdown(pre.comparison_table(evaluations).to_markdown(index=False)))
 
 # %%
-best = max(evaluations, key=lambda k: evaluations[k].metrics["kmeans_accuracy"])
+best = pre.best_method(evaluations)
 print(f"best description for k-means: {best}")
 
 # %% [markdown]
@@ -270,38 +216,17 @@ print(f"best description for k-means: {best}")
 # not share neighbours, their sizes and the gaps between them mean little.
 
 # %%
-import umap  # noqa: E402  (imported here: it takes a while and only this section needs it)
-
-rng = np.random.default_rng(ctx.seed)
-subsample = np.sort(rng.choice(len(data.unlabeled), size=min(ctx.profile.report.umap_points, len(data.unlabeled)),
-                               replace=False))
-colours = (y_unlabeled if y_unlabeled is not None else evaluations[best].kmeans.labels)[subsample]
-legend_title = "true class" if y_unlabeled is not None else "k-means cluster (no answer key)"
-baseline = NAMES["conv_ae_bn"]
-maps = {}
-for method, (z, _) in embeddings.items():
-    reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, n_epochs=200, random_state=ctx.seed, n_jobs=1)
-    maps[method] = reducer.fit_transform(z[subsample])
-
-
-def map_title(method):
-    return f"{method}\nk-means accuracy {percent(evaluations[method].metrics['kmeans_accuracy'])} %"
-
+maps = pre.umap_maps(embeddings, evaluations, y_unlabeled, ctx.profile.report, ctx.seed)
 
 # %%
 #| label: fig-embedding-umap
 #| fig-cap: "UMAP of two ten-dimensional descriptions of the same unlabeled images, coloured by true class: the baseline convolutional autoencoder (left) and the description with the best k-means accuracy (right). Both separate trousers and bags; the autoencoder interleaves sandals, sneakers and ankle boots, the contrastive description gives each footwear class mostly its own region, with sandals and sneakers still touching."
-fig = rep.plot_embedding_maps({map_title(baseline): maps[baseline], map_title(best): maps[best]},
-                              colours, CLASS_NAMES, figsize=(10, 4.6), legend_title=legend_title)
-ctx.ws.save_figure(fig, "02_embedding_umap")
+ctx.ws.save_figure(pre.umap_pair_figure(maps, best), "02_embedding_umap")
 
 # %%
 #| label: fig-embedding-umap-all
 #| fig-cap: "UMAP of the other descriptions, coloured by true class (same images as the previous figure). Trousers and bags form islands of their own in every map; sandals, sneakers and ankle boots share neighbourhoods."
-others = [m for m in embeddings if m not in (baseline, best)]
-fig = rep.plot_embedding_maps({map_title(m): maps[m] for m in others}, colours, CLASS_NAMES, ncols=len(others),
-                              figsize=(10, 3.4), legend_title=legend_title)
-ctx.ws.save_figure(fig, "02_embedding_umap_all")
+ctx.ws.save_figure(pre.umap_others_figure(maps, best), "02_embedding_umap_all")
 
 # %% [markdown]
 # ## Reconstruction error is not what the downstream tasks need
@@ -314,33 +239,14 @@ ctx.ws.save_figure(fig, "02_embedding_umap_all")
 # %%
 #| label: fig-checkpoint-tradeoff
 #| fig-cap: "Checkpoints of the convolutional autoencoder with batch norm (number = epoch, 0 = the random initialisation): mean reconstruction error on all unlabeled images against the k-NN accuracy of its ten-dimensional code (labeled images as reference). Left: all checkpoints; right: zoom on the later ones. After the first epochs the error keeps falling while the accuracy hardly moves."
-ae_folder = ctx.ws.checkpoints(ctx.profile.name, "conv_ae_bn")
-checkpoint_rows = []
-for epoch, _ in training.list_checkpoints(ae_folder):
-    ae = training.load_trained(ae_folder, ctx.device, epoch=epoch)
-    z, error = models.encode_and_error(ae, data.unlabeled)
-    error, z_labeled = error.mean(), models.encode(ae, data.labeled_x)
-    if y_unlabeled is not None:
-        accuracy = rep.knn_accuracy(z_labeled, data.labeled_y, z, y_unlabeled)
-    else:
-        accuracy = rep.knn_accuracy(z_labeled[::2], data.labeled_y[::2], z_labeled[1::2], data.labeled_y[1::2])
-    checkpoint_rows.append({"epoch": epoch, "reconstruction_mse": float(error), "knn_accuracy": accuracy})
-checkpoints = pd.DataFrame(checkpoint_rows)
-accuracy_label = ("k-NN accuracy on the unlabeled images (%)" if y_unlabeled is not None
-                  else "k-NN accuracy, labeled half vs. half (%)")
-fig = rep.plot_checkpoint_tradeoff(checkpoints["reconstruction_mse"].to_numpy(), checkpoints["knn_accuracy"].to_numpy(),
-                                   checkpoints["epoch"].tolist(), baseline, accuracy_label)
-ctx.ws.save_figure(fig, "02_checkpoint_tradeoff")
+checkpoints = pre.checkpoint_tradeoff(ctx.ws.checkpoints(ctx.profile.name, pre.BASELINE), data, y_unlabeled,
+                                      ctx.device, ctx.profile.pretraining.knn_k)
+ctx.ws.save_figure(pre.checkpoint_figure(checkpoints, y_unlabeled is not None), "02_checkpoint_tradeoff")
 display(Markdown(checkpoints.round(4).to_markdown(index=False)))
 
 # %%
-final_knn = checkpoints.iloc[-1]
-# the first epoch whose accuracy is within half a point of the last one's
-plateau = checkpoints[checkpoints["knn_accuracy"] >= final_knn.knn_accuracy - 0.005].iloc[0]
-error_drop = 1 - final_knn.reconstruction_mse / plateau.reconstruction_mse
-print(f"k-NN accuracy {percent(plateau.knn_accuracy)} % at epoch {int(plateau.epoch)}, "
-      f"{percent(final_knn.knn_accuracy)} % at the last epoch {int(final_knn.epoch)}; "
-      f"meanwhile the reconstruction error fell another {100 * error_drop:.0f} %")
+plateau = pre.checkpoint_plateau(checkpoints, ctx.profile.pretraining.plateau_tolerance)
+print(pre.plateau_sentence(plateau))
 
 # %% [markdown]
 # Lower reconstruction error does not keep buying a better description: the
@@ -360,106 +266,21 @@ print(f"k-NN accuracy {percent(plateau.knn_accuracy)} % at epoch {int(plateau.ep
 # %%
 #| label: fig-modes
 #| fig-cap: "The five modes of the contrastive description: for each k-means cluster (named after the class it is matched to, with its size), the image the decoder draws from the cluster centre (left) and the eight unlabeled images nearest to the centre. The decoded centres are blurred averages of their cluster; the nearest images are typical members of one class."
-contrastive = trained["contrastive"].model
-z_contrastive = embeddings[NAMES["contrastive"]][0]
-evaluation = evaluations[NAMES["contrastive"]]
-centres = evaluation.kmeans.centers
-order = np.argsort(evaluation.kmeans_classes)
-nearest = rep.nearest_to_centres(z_contrastive, centres, 8)
-decoded = models.decode(contrastive, centres)
-sizes = np.bincount(evaluation.kmeans.labels, minlength=len(centres))
-mode_rows = {f"{CLASS_NAMES[evaluation.kmeans_classes[k]]}\n({sizes[k]:,} images)":
-             np.concatenate([decoded[k:k + 1], data.unlabeled[nearest[k]] / 255.0]) for k in order}
-fig = rep.plot_image_rows(mode_rows, column_titles=["decoded\ncentre"] + [f"nearest\n{i + 1}" for i in range(8)],
-                          figsize=(9, 5.8))
-ctx.ws.save_figure(fig, "02_modes")
+ctx.ws.save_figure(pre.modes_figure(trained, embeddings, evaluations, data.unlabeled), "02_modes")
 
 # %% [markdown]
-# ## Outputs for later notebooks
+# ## Numbers for later notebooks and the report
 #
-# Each model's folder gets `outputs.npz`: the ten-dimensional description of
-# every set, and for the autoencoders and the VAE their anomaly scores
-# (reconstruction error; negative ELBO) on the representative sets. Notebook
-# 04 reads them; the models themselves load with
-# `lib.training.load_trained(folder)`.
+# Everything measured here goes to `results/02_pretraining.json` (notebook 04
+# compares the descriptions in its table of systems; the report's numbers are
+# made from it by `lib.render.variables`). Later notebooks load the models
+# themselves with `lib.nn.train.load_trained(folder)`.
 
 # %%
-sets = {"unlabeled": data.unlabeled, "labeled": data.labeled_x, "rep1": data.rep1_x, "rep2": data.rep2_x}
-for name, result in trained.items():
-    outputs = {f"z_{s}": (embeddings[NAMES[name]][0] if s == "unlabeled" else models.encode(result.model, images))
-               for s, images in sets.items()}
-    for s in ("rep1", "rep2"):
-        if name != "contrastive":
-            outputs[f"reconstruction_error_{s}"] = models.reconstruction_error(result.model, sets[s])
-        if name == "vae":
-            outputs[f"negative_elbo_{s}"] = models.negative_elbo(result.model, sets[s], samples=8, seed=ctx.seed)
-    np.savez_compressed(ctx.ws.checkpoints(ctx.profile.name, name) / "outputs.npz", **outputs)
-print("saved outputs.npz for", ", ".join(trained))
-
-# %%
-ours = evaluations[NAMES["contrastive"]].metrics
-results = {
-    "profile": ctx.profile.name, "seed": ctx.seed, "device": str(ctx.device),
-    "scored_on": ours["evaluated_on"],
-    "embedding_dim": 10,
-    "methods": {method: {k: v for k, v in e.metrics.items()} for method, e in evaluations.items()},
-    "best_kmeans_method": best,
-    "training": {name: {"parameters": models.count_parameters(r.model), "epochs": plan[name][1].epochs,
-                        "batch_size": plan[name][1].batch_size, "images_per_second": r.images_per_second,
-                        "seconds": r.seconds, "history": r.history,
-                        "model_config": plan[name][0].to_dict(), "train_config": plan[name][1].to_dict()}
-                 for name, r in trained.items()},
-    "checkpoints_conv_ae_bn": checkpoint_rows,
-    "seconds_notebook_after_setup": time.perf_counter() - started,
-}
+results = pre.results(ctx, plan, trained, evaluations, checkpoints, plateau, time.perf_counter() - started)
 ctx.ws.write_results("02_pretraining", results)
-if y_unlabeled is not None:
-    ctx.ws.update_summary({
-        "embedding.dim": 10,
-        "embedding.kmeans_accuracy.unlabeled": ours["kmeans_accuracy"],
-        "embedding.kmeans_accuracy.unlabeled_ci": ours["kmeans_accuracy_ci"],
-        "embedding.nmi.unlabeled": ours["kmeans_nmi"],
-        "embedding.nmi.unlabeled_ci": ours["kmeans_nmi_ci"],
-    })
-else:
-    print("no answer key: summary keys for the unlabeled images left out")
-
-
-def model_variables(name):
-    r, (mc, tc) = trained[name], plan[name]
-    return {f"{name}_params": f"{models.count_parameters(r.model):,}", f"{name}_epochs": str(tc.epochs),
-            f"{name}_images_per_second": f"{r.images_per_second:,.0f}", f"{name}_seconds": f"{r.seconds:.0f}"}
-
-
-variables = {"batch": str(ctx.profile.pretraining.batch), "profile": ctx.profile.name,
-             "autoencoder_width": str(ctx.profile.pretraining.autoencoder_width),
-             "kmeans_target": f"{KMEANS_DESCRIPTION.scale * KMEANS_DESCRIPTION.goal:g}",
-             "kmeans_target_verdict": "reaches" if KMEANS_DESCRIPTION.met(ours["kmeans_accuracy"]) else "does not reach",
-             "temperature": f"{plan['contrastive'][0].temperature:g}",
-             "encoder_width": str(ctx.profile.pretraining.encoder_width), "encoder_depth": str(ctx.profile.pretraining.encoder_depth),
-             "n_unlabeled": f"{len(data.unlabeled):,}", "best_method": best,
-             "scored_on": ours["evaluated_on"],
-             "checkpoint_plateau_epoch": str(int(plateau.epoch)),
-             "checkpoint_plateau_knn": percent(plateau.knn_accuracy),
-             "checkpoint_last_knn": percent(final_knn.knn_accuracy),
-             "checkpoint_error_drop": f"{100 * error_drop:.0f}",
-             "checkpoint_epoch0_knn": percent(checkpoints.iloc[0].knn_accuracy),
-             "checkpoint_count": str(len(checkpoints))}
-for name in trained:
-    variables.update(model_variables(name))
-short = {"PCA-10 of pixels": "pca", **{v: k for k, v in NAMES.items()}}
-for method, e in evaluations.items():
-    m = e.metrics
-    variables.update({f"{short[method]}_kmeans_accuracy": percent(m["kmeans_accuracy"]),
-                      f"{short[method]}_kmeans_accuracy_ci": f"[{percent(m['kmeans_accuracy_ci'][0])}, "
-                                                            f"{percent(m['kmeans_accuracy_ci'][1])}]",
-                      f"{short[method]}_kmeans_nmi": f"{m['kmeans_nmi']:.3f}",
-                      f"{short[method]}_gmm_accuracy": percent(m["gmm_accuracy"]),
-                      f"{short[method]}_knn_accuracy": percent(m["knn_accuracy"])})
-ctx.ws.update_report_variables("pretraining", variables)
-print(f"k-means target {variables['kmeans_target']} %: the contrastive description {variables['kmeans_target_verdict']} it")
-print(f"contrastive description: k-means accuracy {percent(ours['kmeans_accuracy'])} % "
-      f"{[round(100 * v, 1) for v in ours['kmeans_accuracy_ci']]}, NMI {ours['kmeans_nmi']:.3f} ({ours['evaluated_on']})")
+ctx.ws.update_summary(pre.summary(results, y_unlabeled is not None))
+print(pre.conclusion(results))
 print(f"notebook time after setup: {time.perf_counter() - started:.0f} s")
 
 # %% [markdown]

@@ -11,9 +11,12 @@ from lib.errors import UserError
 def test_describe_prints_every_setting_of_every_stage():
     for profile in PROFILES.values():
         text = profile.describe()
-        for stage in ("report", "pretraining", "classification", "anomaly", "transfer"):
+        lines = {line.split(":")[0].strip(): line for line in text.splitlines()[1:]}
+        for stage in ("report", "pretraining", "classification", "baseline", "anomaly", "transfer"):
             for setting in fields(getattr(profile, stage)):
-                assert f"  {stage}.{setting.name} = " in text, (profile.name, stage, setting.name)
+                value = getattr(getattr(profile, stage), setting.name)
+                shown = value.to_dict() if hasattr(value, "to_dict") else value
+                assert f"{setting.name}={shown}" in lines[stage], (profile.name, stage, setting.name)
 
 
 def test_smoke_is_smaller_than_cpu_and_gpu_larger():

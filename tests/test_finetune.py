@@ -9,6 +9,7 @@ from lib.experiments import classification
 from lib.nn import finetune
 from lib.nn.finetune import FinetuneConfig, fit_classifier, fixmatch_loss
 from lib.nn.models import ModelConfig
+from lib.nn.train import lr_at
 
 TINY = ModelConfig(kind="contrastive", width=4, depth=0, features=16)
 
@@ -87,3 +88,53 @@ def test_stacking_learns_from_held_out_probabilities():
     stack = classification.Stacking.fit([noise, good], y, seed=0)
     assert stack.cv_accuracy > 0.9
     assert (stack.predict_proba([noise, good]).argmax(1) == y).mean() > 0.9
+
+
+class Killed(Exception):
+    pass
+
+
+def _die_after_first_record(messages):
+    def log(message):
+        messages.append(message)
+        if " step " in message:  # the first record's line: its checkpoint is written
+            raise Killed
+
+    return log
+
+
+def test_pretrain_classifier_resumes_exactly_and_reloads(tmp_path):
+    x, y = tiny_data()
+    cfg = FinetuneConfig(steps=6, batch_size=8, eval_every=3)
+    straight = finetune.pretrain_classifier(TINY, x, y, 5, cfg, tmp_path / "a", heldout=(x, y), log=lambda m: None)
+    messages = []
+    with pytest.raises(Killed):
+        finetune.pretrain_classifier(TINY, x, y, 5, cfg, tmp_path / "b", heldout=(x, y),
+                                     log=_die_after_first_record(messages))
+    messages.clear()
+    resumed = finetune.pretrain_classifier(TINY, x, y, 5, cfg, tmp_path / "b", heldout=(x, y), log=messages.append)
+    assert messages[0].startswith("b: resuming at step 3 of 6")
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed.heldout_accuracy == straight.heldout_accuracy is not None
+    reloaded = finetune.load_classifier(tmp_path / "b")
+    np.testing.assert_array_equal(finetune.predict_logits(reloaded, x), finetune.predict_logits(straight.model, x))
+
+
+def test_fit_twice_with_one_seed_is_identical_and_groups_follow_the_rule(tmp_path):
+    x, y = tiny_data()
+    cfg = FinetuneConfig(steps=4, batch_size=8, eval_every=2, backbone_lr_factor=0.3, weight_decay=0.01,
+                         recon_weight=0.5)
+    quiet = dict(unlabeled=x, progress=False, log=lambda m: None)
+    a = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "a", **quiet)
+    b = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "b", **quiet)
+    for (name, wa), wb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(wa, wb), name
+
+    def untimed(history):
+        return [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")} for h in history]
+
+    assert [h["step"] for h in a.history] == [2, 4] and untimed(a.history) == untimed(b.history)
+    groups = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert [(g["lr_factor"], g["weight_decay"]) for g in groups] == [(0.3, 0.01), (0.3, 0.0), (1.0, 0.01), (1.0, 0.0)]
+    assert groups[0]["lr"] == pytest.approx(0.3 * lr_at(3, 4, 0, cfg)) and groups[-1]["lr"] == lr_at(3, 4, 0, cfg)

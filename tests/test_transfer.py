@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from lib.data.replica import FOREIGN, IN_DISTRIBUTION, pad
+from lib.eval import metrics
 from lib.experiments import transfer
 from lib.nn import finetune
 from lib.nn.augment import AugmentConfig
 from lib.nn.finetune import Classifier, FinetuneConfig
 from lib.nn.models import ModelConfig
 from lib.nn.train import TrainConfig
+from lib.render.variables import effect_phrase, effect_word, ranking, transfer_variables
 
 TINY = ModelConfig(kind="contrastive", width=4, depth=0, features=16)
 NAMES = tuple(f"class {i}" for i in range(10))
@@ -170,18 +172,36 @@ def test_paired_difference_and_words():
     diff = transfer.paired_difference(a, b, n_resamples=500, seed=0)
     assert diff["value"] == pytest.approx(a.mean() - b.mean())
     assert 0 < diff["ci"][0] < diff["value"] < diff["ci"][1]
-    assert transfer.effect_word(diff) == "helps"
-    assert transfer.effect_word(transfer.paired_difference(b, a, n_resamples=500, seed=0)) == "hurts"
+    assert effect_word(diff) == "helps"
+    assert effect_word(transfer.paired_difference(b, a, n_resamples=500, seed=0)) == "hurts"
     same = transfer.paired_difference(a, a, n_resamples=200, seed=0)
-    assert same["ci"] == [0.0, 0.0] and transfer.effect_word(same) == "makes no measurable difference"
-    assert transfer.effect_phrase({"value": 0.041, "ci": [0.02, 0.063]}) == \
+    assert same["ci"] == [0.0, 0.0] and effect_word(same) == "makes no measurable difference"
+    assert effect_phrase({"value": 0.041, "ci": [0.02, 0.063]}) == \
         "helps (+4.1 points, 95 % CI [+2.0, +6.3])"
-    assert transfer.effect_phrase({"value": -0.0123, "ci": [-0.03, 0.004]}, unit=1, what="AUROC", digits=3) == \
+    assert effect_phrase({"value": -0.0123, "ci": [-0.03, 0.004]}, unit=1, what="AUROC", digits=3) == \
         "makes no measurable difference (-0.012 AUROC, 95 % CI [-0.030, +0.004])"
-    assert transfer.effect_phrase({"value": -0.0001, "ci": [-0.005, 0.005]}).startswith(
+    assert effect_phrase({"value": -0.0001, "ci": [-0.005, 0.005]}).startswith(
         "makes no measurable difference (+0.0 points")  # never "-0.0"
     with pytest.raises(ValueError):
         transfer.paired_difference(a, b[:10], n_resamples=10, seed=0)
+
+
+def test_paired_intervals_are_bootstrap_ci_of_the_difference():
+    """Both paired intervals are `bootstrap_ci` of the plain difference (all arrays resampled jointly; the
+    AUROC difference within anomalies and normal images): the vectorised metrics change nothing but speed."""
+    rng = np.random.default_rng(1)
+    a, b = rng.random(300) < 0.8, rng.random(300) < 0.7
+    diff = transfer.paired_difference(a, b, n_resamples=200, seed=3)
+    plain = metrics.bootstrap_ci(lambda x, y: x.mean() - y.mean(), a.astype(float), b.astype(float),
+                                 n_resamples=200, seed=3)
+    assert diff["ci"] == pytest.approx(list(plain))
+    is_anomaly = np.r_[np.ones(20, bool), np.zeros(100, bool)]
+    s1, s2 = rng.normal(size=120) + is_anomaly, rng.normal(size=120) + 2 * is_anomaly
+    diff = transfer.paired_auroc_difference(s1, s2, is_anomaly, n_resamples=100, seed=4)
+    plain = metrics.bootstrap_ci(lambda x, y, z: metrics.auroc(x, z) - metrics.auroc(y, z), s1, s2, is_anomaly,
+                                 n_resamples=100, seed=4, stratify=is_anomaly)
+    assert diff["ci"] == pytest.approx(list(plain))
+    assert diff["value"] == pytest.approx(metrics.auroc(s1, is_anomaly) - metrics.auroc(s2, is_anomaly))
 
 
 def test_auroc_by_origin():
@@ -208,13 +228,13 @@ def test_paired_auroc_difference():
     diff = transfer.paired_auroc_difference(good, weak, is_anomaly, n_resamples=300, seed=0)
     assert diff["value"] == pytest.approx(auroc(good, is_anomaly) - auroc(weak, is_anomaly))
     assert 0 < diff["ci"][0] < diff["value"] < diff["ci"][1]
-    assert transfer.effect_word(diff) == "helps"
+    assert effect_word(diff) == "helps"
     assert transfer.paired_auroc_difference(good, good, is_anomaly, n_resamples=50, seed=0)["ci"] == [0.0, 0.0]
 
 
 def test_ranking():
     entries = {"b": (0.8, "80.0"), "a": (0.9, "90.0"), "c": (0.85, "85.0")}
-    assert transfer.ranking(entries) == "a (90.0) ≥ c (85.0) ≥ b (80.0)"
+    assert ranking(entries) == "a (90.0) ≥ c (85.0) ≥ b (80.0)"
 
 
 def test_pretrain_with_holdout_trains_on_the_rest_and_summarises(tmp_path, one_thread):
@@ -224,3 +244,120 @@ def test_pretrain_with_holdout_trains_on_the_rest_and_summarises(tmp_path, one_t
     fit, held = transfer.holdout_split(len(x), 0.25, 1)
     assert info["images"] == len(fit) and info["heldout"] == result.heldout_accuracy is not None
     assert info["epochs"] == pytest.approx(10 * 16 / len(fit)) and info["seconds"] == result.seconds
+
+
+# --------------------------------------------------------------------------- the study's bookkeeping
+
+
+def fake_assignment(n=40):
+    from pathlib import Path
+
+    from lib.data import Assignment
+
+    rng = np.random.default_rng(0)
+    images = lambda k: rng.integers(0, 256, (k, 1, 32, 32), dtype=np.uint8)
+    rep1_y = np.r_[np.arange(n) % 5, [5] * 6]
+    return Assignment(unlabeled=images(n), labeled_x=images(n), labeled_y=np.arange(n) % 5, rep1_x=images(n + 6),
+                      rep1_y=rep1_y, rep2_x=images(5), rep2_y=np.arange(5), source=Path("fake"), is_replica=True)
+
+
+def test_evaluation_split_budgets_and_accuracy_images():
+    from lib.config import Transfer
+
+    data = fake_assignment()
+    key = {"unlabeled_class": np.arange(40) % 5, "rep1_origin": np.array(["in_distribution"] * 40
+                                                                          + ["foreign", "corrupted"] * 3)}
+    ev = transfer.evaluation(data, key, Transfer(budgets=(10, 50), eval_images=25), 0.2, seed=0)
+    assert len(ev.split.y_train) == 30 and len(ev.split.y_val) == 10
+    assert ev.budgets == [10, 30] and [len(ev.subsets[b]) for b in ev.budgets] == [10, 30]
+    assert set(ev.subsets[10]) <= set(ev.subsets[30])  # nested
+    assert len(ev.x) == 25 and ev.name == "25 unlabeled images (answer key)" and ev.rep1_origin is not None
+    ev = transfer.evaluation(data, None, Transfer(budgets=(10,), eval_images=None), 0.2, seed=0)
+    assert len(ev.x) == 40 and (ev.y != 5).all() and ev.rep1_origin is None
+    assert ev.name == "the clean images of representative set 1"
+
+
+def test_source_examples_take_the_first_images_of_every_class():
+    x = np.arange(12)[:, None] * np.ones((1, 4), np.uint8)
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2])
+    assert [int(image[0]) for image in transfer.per_class(x, y, 3, 2)] == [0, 3, 1, 4, 2, 5]
+
+
+RUN = ("scratch", "in_domain_matched", "foreign_contrastive", "foreign_supervised", "digits")  # notebook 02 missing
+
+
+def fake_runs(sources=RUN, budgets=(10, 30), n_eval=200, seed=0):
+    """Runs with per-image correctness and anomaly scores; later sources are a little better."""
+    rng = np.random.default_rng(seed)
+    is_anomaly = np.r_[np.ones(12, bool), np.zeros(60, bool)]
+    origin = np.where(is_anomaly, np.resize(["foreign", "corrupted"], len(is_anomaly)), "in_distribution")
+    runs = {}
+    for b in budgets:
+        for i, k in enumerate(sources):
+            correct = rng.random(n_eval) < 0.6 + 0.1 * i
+            scores = {"mahalanobis": rng.normal(size=72) + (1 + i) * is_anomaly, "msp": rng.normal(size=72)}
+            auroc = {name: transfer.auroc_by_origin(v, np.where(is_anomaly, 5, 0), origin, n_resamples=20)
+                     for name, v in scores.items()}
+            runs[(k, b)] = transfer.Run(k, b, correct, metrics.metric_with_ci(
+                metrics.accuracy, correct, np.ones(n_eval, bool), n_resamples=20, seed=0), 0.9, 0.8, 1.5, scores,
+                auroc)
+    return runs, is_anomaly, origin
+
+
+def test_gains_tables_curves_results_and_report_variables():
+    import json
+    from types import SimpleNamespace
+
+    from lib.config import PROFILES
+
+    runs, is_anomaly, origin = fake_runs()
+    budgets = [10, 30]
+    split = SimpleNamespace(y_train=np.zeros(30))
+    ev = transfer.Evaluation(split, None, None, "200 unlabeled images (answer key)", None,
+                             np.where(is_anomaly, 5, 0), origin, budgets, {})
+    gains = transfer.accuracy_gains(runs, n_resamples=50, seed=0)
+    assert set(gains) == {(k, b) for k in RUN[1:] for b in budgets}
+    expected = runs[("digits", 10)].correct.mean() - runs[("scratch", 10)].correct.mean()
+    assert gains[("digits", 10)]["value"] == pytest.approx(expected)
+    auroc_gain = transfer.auroc_gains(runs, ev, n_resamples=50, seed=0)
+    assert ("digits", "foreign", 30) in auroc_gain and ("digits", "foreign", 10) not in auroc_gain
+    assert ("digits", "all", 10) in auroc_gain
+    assert transfer.anomaly_kinds(runs, 30) == ["all", "foreign", "corrupted"]
+
+    table = transfer.accuracy_table(runs, budgets)
+    assert list(table["source"]) == [transfer.SOURCE_NAMES[k] for k in RUN]
+    assert list(table.columns) == ["source", "10 labels", "30 labels"]
+    ood = transfer.ood_table(runs, auroc_gain, 30, with_origin=True)
+    assert ood["foreign: change vs scratch"].iloc[0] == "—" and ood["foreign: change vs scratch"].iloc[4][0] in "+-"
+    frozen, tuned, gain = transfer.accuracy_curves({key: run.accuracy for key, run in runs.items()}, runs, gains,
+                                                   budgets)
+    assert list(frozen) == list(tuned) == list(RUN) and "scratch" not in gain
+    by_budget, by_kind, kinds = transfer.ood_curves(runs, budgets)
+    assert kinds == ["foreign", "corrupted"] and len(by_budget["digits"]) == 2 and len(by_kind["digits"]) == 2
+
+    # results -> JSON -> the report's variables
+    sources = transfer.Sources(TINY, TrainConfig(epochs=2), True, {k: None for k in RUN},
+                               {"in_domain_matched": {"images": 40, "epochs": 2, "seconds": 3.0},
+                                "digits": {"images": 1438, "epochs": 1.5, "seconds": 2.0, "heldout": 0.9889},
+                                "foreign_supervised": {"images": 23400, "epochs": 1, "seconds": 1.0,
+                                                       "heldout": 0.769},
+                                "foreign_contrastive": {"images": 26000, "epochs": 2, "seconds": 1.0}})
+    pool = lambda n: transfer.SourcePool(np.zeros((n, 1, 32, 32), np.uint8), np.zeros(n, np.int64), ("a",), n, 0)
+    probe = {key: run.accuracy for key, run in runs.items()}
+    out = transfer.results(PROFILES["smoke"], 0, ev, pool(26000), pool(1797), sources, probe, runs, gains, auroc_gain,
+                           12.3)
+    out = json.loads(json.dumps(out, sort_keys=True))  # what results/05_transfer_learning.json holds
+    assert out["sources"]["digits"]["frozen_linear_head_accuracy"]["30"] == probe[("digits", 30)]
+    variables = transfer_variables({"05_transfer_learning": out})
+    assert variables["budgets"] == "10 and 30" and variables["n_digits"] == "1,797"
+    assert variables["n_digits_supervised"] == "1,438" and variables["heldout_digits"] == "98.9"
+    assert variables["n_foreign_rep1"] == "6" and variables["seconds_total"] == "12"
+    assert variables["acc_digits_small"] == f"{100 * runs[('digits', 10)].accuracy['value']:.1f}"
+    assert variables["gain_digits_small"] == effect_phrase(gains[("digits", 10)])
+    assert variables["auroc_gain_digits_foreign"] == effect_phrase(auroc_gain[("digits", "foreign", 30)], unit=1,
+                                                                   what="AUROC", digits=3)
+    assert variables["in_domain_status"] == "not available (notebook 02 had not run)"
+    assert variables["acc_in_domain_small"] == variables["gain_in_domain_large"] == "n/a"
+    assert variables["n_foreign_supervised"] == "23,400" and variables["heldout_foreign"] == "76.9"
+    assert variables["finetuned_rank_large"].startswith(transfer.SOURCE_NAMES["digits"])  # the best source first
+    assert transfer_variables({}) is None

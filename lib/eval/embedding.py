@@ -1,4 +1,4 @@
-"""How well a ten-dimensional description recovers the five modes, and figures that show it.
+"""How well a ten-dimensional description recovers the five modes (numbers only; figures: lib.plots).
 
 Metrics (scikit-learn and scipy throughout):
 - k-means with five clusters and a five-component Gaussian mixture fitted on
@@ -6,7 +6,8 @@ Metrics (scikit-learn and scipy throughout):
   accuracy after the best one-to-one matching of clusters to classes
   (Hungarian algorithm, `scipy.optimize.linear_sum_assignment`) and by
   normalized mutual information (NMI);
-- k-nearest-neighbour accuracy with the 2,000 labeled images as reference;
+- k-nearest-neighbour accuracy with the 2,000 labeled images as reference
+  (k = `knn_k`, set by the profile: `ctx.profile.pretraining.knn_k`);
 - the silhouette of the k-means partition (on a subsample: it is quadratic).
 Bootstrap intervals resample the evaluated images with the fitted partition
 held fixed (they show the evaluation's sampling error, not the training's).
@@ -29,25 +30,15 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
-from .metrics import accuracy, bootstrap_ci
-
-# --------------------------------------------------------------------------- metrics
-
-
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int | None = None) -> np.ndarray:
-    """counts[pred, true]."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    k = k or int(max(y_true.max(), y_pred.max()) + 1)
-    counts = np.zeros((k, k), dtype=np.int64)
-    np.add.at(counts, (y_pred, y_true), 1)
-    return counts
+from .metrics import accuracy, bootstrap_ci, confusion_matrix
 
 
 def hungarian_mapping(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """mapping[cluster] = the class matched to it by the best one-to-one assignment."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     k = int(max(y_true.max(), y_pred.max()) + 1)
-    rows, cols = linear_sum_assignment(-confusion(y_true, y_pred, k))
+    # rows: clusters, columns: classes (confusion_matrix is counts[true, pred])
+    rows, cols = linear_sum_assignment(-confusion_matrix(y_true, y_pred, k).T)
     mapping = np.arange(k)
     mapping[rows] = cols
     return mapping
@@ -101,7 +92,7 @@ class EmbeddingEvaluation:
 
 def evaluate_embedding(z_unlabeled: np.ndarray, y_unlabeled: np.ndarray | None, z_labeled: np.ndarray,
                        y_labeled: np.ndarray, seed: int = 0, silhouette_points: int = 5000,
-                       bootstrap: int = 0) -> EmbeddingEvaluation:
+                       bootstrap: int = 0, knn_k: int = 10) -> EmbeddingEvaluation:
     """Cluster the unlabeled description and score it (see the module docstring)."""
     km, mix = kmeans(z_unlabeled, seed=seed), gmm(z_unlabeled, seed=seed)
     rng = np.random.default_rng(seed)
@@ -109,11 +100,11 @@ def evaluate_embedding(z_unlabeled: np.ndarray, y_unlabeled: np.ndarray | None, 
     metrics = {"silhouette": float(silhouette_score(z_unlabeled[sub], km.labels[sub]))}
     if y_unlabeled is not None:
         y_eval, y_km, y_gmm = np.asarray(y_unlabeled), km.labels, mix.labels
-        metrics["knn_accuracy"] = knn_accuracy(z_labeled, y_labeled, z_unlabeled, y_eval)
+        metrics["knn_accuracy"] = knn_accuracy(z_labeled, y_labeled, z_unlabeled, y_eval, k=knn_k)
         metrics["evaluated_on"] = "unlabeled (answer key)"
     else:
         y_eval, y_km, y_gmm = np.asarray(y_labeled), km.model.predict(z_labeled), mix.model.predict(z_labeled)
-        knn = KNeighborsClassifier(n_neighbors=10)
+        knn = KNeighborsClassifier(n_neighbors=knn_k)
         metrics["knn_accuracy"] = float(np.mean(cross_val_predict(knn, z_labeled, y_eval, cv=5) == y_eval))
         metrics["evaluated_on"] = "labeled (5-fold cross-validated k-NN)"
     mapping = hungarian_mapping(y_eval, y_km)
@@ -136,90 +127,3 @@ def nearest_to_centres(z: np.ndarray, centres: np.ndarray, count: int) -> np.nda
     """(k, count) indices of the points nearest to each centre."""
     d = ((z[None, :, :] - centres[:, None, :]) ** 2).sum(-1)
     return np.argsort(d, axis=1)[:, :count]
-
-
-# --------------------------------------------------------------------------- figures
-
-def _imshow_row(axes, images, title=None, fontsize=9):
-    for ax, image in zip(axes, images):
-        ax.imshow(np.asarray(image).reshape(32, 32), cmap="gray", vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        axes[0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=fontsize)
-
-
-def plot_image_rows(rows: dict[str, np.ndarray], column_titles: list[str] | None = None, figsize=None):
-    """A grid of 32x32 images in [0, 1]: one labelled row per entry."""
-    import matplotlib.pyplot as plt
-
-    n_cols = max(len(v) for v in rows.values())
-    figsize = figsize or (1.0 + 0.9 * n_cols, 0.95 * len(rows))
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=figsize, squeeze=False)
-    for ax_row, (title, images) in zip(axes, rows.items()):
-        _imshow_row(ax_row, images, title)
-    if column_titles:
-        for ax, text in zip(axes[0], column_titles):
-            ax.set_title(text, fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.08)
-    return fig
-
-
-def plot_embedding_maps(maps: dict[str, np.ndarray], colours: np.ndarray, class_names, ncols: int | None = None,
-                        figsize=(10, 4.2), legend_title: str = "true class"):
-    """Scatter of 2-d maps (e.g. UMAP) side by side, points coloured by class."""
-    import matplotlib.pyplot as plt
-
-    ncols = ncols or len(maps)
-    nrows = -(-len(maps) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
-    palette = plt.get_cmap("tab10")
-    for ax, (title, xy) in zip(axes.flat, maps.items()):
-        for c, name in enumerate(class_names):
-            sel = colours == c
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=2, color=palette(c), label=name, rasterized=True, alpha=0.7)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel("UMAP 1 (no unit)", fontsize=9)
-        ax.set_ylabel("UMAP 2 (no unit)", fontsize=9)
-    for ax in list(axes.flat)[len(maps):]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(class_names), fontsize=9, markerscale=5,
-               title=legend_title, title_fontsize=9, bbox_to_anchor=(0.5, -0.08), frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def plot_checkpoint_tradeoff(errors: np.ndarray, accuracies: np.ndarray, epochs: list[int], title: str,
-                             accuracy_label: str, zoom_from: int = 2, figsize=(10, 4)):
-    """Reconstruction error (x) against downstream accuracy (y) per checkpoint, epochs annotated.
-
-    Left: every checkpoint (log x); right: the checkpoints from epoch `zoom_from` on, linear axes.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
-
-    errors, accuracies, epochs = np.asarray(errors), 100 * np.asarray(accuracies), np.asarray(epochs)
-    fig, axes = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1, 1.15]})
-    late = epochs >= zoom_from
-    for ax, keep, log in ((axes[0], np.ones_like(late, dtype=bool), True), (axes[1], late, False)):
-        ax.plot(errors[keep], accuracies[keep], "-", color="0.7", zorder=1)
-        points = ax.scatter(errors[keep], accuracies[keep], c=epochs[keep], cmap="viridis", s=36, zorder=2,
-                            vmin=epochs.min(), vmax=epochs.max())
-        for e, x, y in zip(epochs[keep], errors[keep], accuracies[keep]):
-            if not log or e <= zoom_from or e == epochs.max():  # the zoom labels the crowded late epochs
-                ax.annotate(str(e), (x, y), textcoords="offset points", xytext=(4, -11 if log else 5), fontsize=9)
-        if log:
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("mean reconstruction error (MSE per pixel)", fontsize=9)
-        ax.set_ylabel(accuracy_label, fontsize=9)
-        ax.tick_params(labelsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].set_title(f"{title}: all checkpoints", fontsize=10)
-    axes[1].set_title(f"zoom on epochs {zoom_from} to {epochs.max()}", fontsize=10)
-    fig.colorbar(points, ax=axes[1], label="epoch")
-    fig.tight_layout()
-    return fig

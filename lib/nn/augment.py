@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -109,32 +110,9 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> 
     return x.clamp_(0.0, 1.0)
 
 
-def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+def seeded_generator(seed: int, index: int, device: torch.device | str = "cpu", stream: int = 0) -> torch.Generator:
+    """The generator of step (or epoch) `index` of a run seeded `seed`; `stream` separates independent
+    streams of the same index. Seeds come from numpy's SeedSequence, so nearby arguments give unrelated streams."""
     g = torch.Generator(device=device)
-    g.manual_seed(seed)
+    g.manual_seed(int(np.random.SeedSequence([seed, stream, index]).generate_state(1, np.uint64)[0]))
     return g
-
-
-def plot_views(images, cfg: AugmentConfig, n_views: int = 7, seed: int = 0,
-               row_titles: list[str] | None = None):
-    """Each image (uint8 or float) beside `n_views` random views of it: one row per image."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    x = to_float(torch.as_tensor(np.asarray(images)))
-    g = make_generator(seed)
-    views = [augment(x, cfg, g) for _ in range(n_views)]
-    fig, axes = plt.subplots(len(x), n_views + 1, figsize=(1.0 * (n_views + 1) + 0.8, 1.0 * len(x)), squeeze=False)
-    for r in range(len(x)):
-        for c, image in enumerate([x[r], *(v[r] for v in views)]):
-            ax = axes[r, c]
-            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        if row_titles:
-            axes[r, 0].set_ylabel(row_titles[r], rotation=0, ha="right", va="center", fontsize=9)
-    axes[0, 0].set_title("original", fontsize=9)
-    for c in range(1, n_views + 1):
-        axes[0, c].set_title(f"view {c}", fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.08)
-    return fig

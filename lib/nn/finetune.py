@@ -14,15 +14,14 @@ One loop serves every variant:
 - auxiliary (`recon_weight` > 0): a decoder reconstructs the images from the embedding,
   a second task that keeps the embedding informative about the whole image.
 
-Batches are drawn with replacement from generators seeded by (seed, step), so a
-run resumed from its checkpoint continues exactly as an uninterrupted one.
+Training is `lib.nn.train.training_loop` (shared with notebook 02's models): batches
+are drawn with replacement from generators seeded by (seed, step), so a run resumed
+from its checkpoint continues exactly as an uninterrupted one; `pretrain_classifier`
+(supervised pretraining on a source, notebook 05) uses the same loop.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.nn.augment import AugmentConfig, augment
+from lib.nn.augment import AugmentConfig, augment, to_float
 from lib.nn.models import ConvDecoder, ConvEncoder, ModelConfig, apply_batched
-from lib.nn.train import lr_at, progress_bar
+from lib.nn.train import LATEST, Schedule, array_fingerprint, saved_config, training_loop
 
 WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
                      erase=0.0)
@@ -128,6 +127,14 @@ class FitResult:
     images_per_second: float = 0.0
 
 
+@dataclass
+class PretrainResult:
+    model: Classifier
+    seconds: float
+    images_per_second: float
+    heldout_accuracy: float | None  # accuracy on the source's held-out images (None without them)
+
+
 def fixmatch_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, confidence: float):
     """FixMatch's unlabeled loss and mask: cross entropy of the strong view against the weak view's
     pseudo-label, counted only where the weak view's top probability reaches `confidence`;
@@ -138,15 +145,9 @@ def fixmatch_loss(weak_logits: torch.Tensor, strong_logits: torch.Tensor, confid
     return (F.cross_entropy(strong_logits, pseudo, reduction="none") * mask).mean(), mask
 
 
-def _generator(seed: int, step: int, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(1_000_003 * seed + 7_919 * step + 29)
-    return g
-
-
-def _draw(n: int, size: int, g: torch.Generator, device) -> torch.Tensor:
-    """`size` indices drawn with replacement from range(n)."""
-    return torch.randint(n, (size,), generator=g, device=device)
+def _draw(images: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """`size` indices into `images`, drawn with replacement."""
+    return torch.randint(len(images), (size,), generator=g, device=images.device)
 
 
 @torch.no_grad()
@@ -168,16 +169,32 @@ def embed(model: Classifier, images, batch_size: int = 1024) -> np.ndarray:
 
 
 def load_classifier(folder: Path | str, device: torch.device | str = "cpu") -> Classifier:
-    """Rebuild a trained Classifier from its folder (eval mode)."""
-    checkpoint = Path(folder) / "checkpoint.pt"
+    """Rebuild a trained Classifier (fine-tuned, or a pretrained source) from its folder (eval mode)."""
+    checkpoint = Path(folder) / LATEST
     if not checkpoint.exists():
         raise FileNotFoundError(f"no classifier checkpoint in {folder}: run notebook 03_classification first")
     state = torch.load(checkpoint, map_location=device, weights_only=False)
-    signature = state["signature"]
-    model = Classifier(ModelConfig.from_dict(signature["model_config"]),
-                       decoder=signature["finetune_config"]["recon_weight"] > 0)
+    config = saved_config(state)
+    model = Classifier(ModelConfig.from_dict(config["model_config"]), n_classes=config.get("n_classes", 5),
+                       decoder=config["finetune_config"]["recon_weight"] > 0)
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def _schedule(cfg: FinetuneConfig) -> Schedule:
+    return Schedule(steps=cfg.steps, every=cfg.eval_every, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                    warmup=int(cfg.warmup_epochs * 100), min_lr_fraction=cfg.min_lr_fraction, seed=cfg.seed)
+
+
+def _supervised_loss(model: Classifier, images: torch.Tensor, labels: torch.Tensor, cfg: FinetuneConfig,
+                     g: torch.Generator):
+    """Cross entropy on weak views of `cfg.batch_size` labeled images drawn with replacement:
+    (loss, weak views, logs)."""
+    index = _draw(images, cfg.batch_size, g)
+    x, y = augment(to_float(images[index]), cfg.weak, g), labels[index]
+    logits = model(x)
+    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    return loss, x, {"supervised": loss.item(), "train_accuracy": (logits.argmax(1) == y).float().mean().item()}
 
 
 def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, train_y, val_x, val_y,
@@ -187,57 +204,28 @@ def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, trai
 
     `train_x`/`val_x` are uint8 images (n, 1, 32, 32) with class labels; `unlabeled` is used
     only when cfg.unlabeled_ratio > 0 (FixMatch) or cfg.recon_weight > 0 (auxiliary task).
+    A record (validation loss and accuracy) and a checkpoint every cfg.eval_every steps.
     """
     device = torch.device(device)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    signature = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(),
-                 "pretrained": pretrained is not None, "n_train": int(len(train_x))}
+    uses_unlabeled = cfg.unlabeled_ratio > 0 or cfg.recon_weight > 0
+    if uses_unlabeled and unlabeled is None:
+        raise ValueError("this configuration needs the unlabeled images")
     torch.manual_seed(cfg.seed)
     model = Classifier(model_config, decoder=cfg.recon_weight > 0).to(device)
     if pretrained is not None:
         model.load_pretrained(pretrained)
         model.eval()
         model.init_prototypes(train_x, train_y)
-    backbone = [*model.encoder.parameters(), *model.bottleneck.parameters()]
-    rest = [p for p in model.parameters() if all(p is not q for q in backbone)]
-    optimizer = torch.optim.AdamW([{"params": backbone, "lr_factor": cfg.backbone_lr_factor},
-                                   {"params": rest, "lr_factor": 1.0}], lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    checkpoint = folder / "checkpoint.pt"
-    history, start = [], 0
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["signature"] == signature:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, start = state["history"], state["step"]
-            log(f"{folder.name}: resuming at step {start} of {cfg.steps}" if start < cfg.steps
-                else f"{folder.name}: already trained, loaded from {checkpoint}")
-    (folder / "config.json").write_text(json.dumps(signature, indent=2) + "\n")
 
     tx = torch.as_tensor(np.asarray(train_x)).to(device)
     ty = torch.as_tensor(np.asarray(train_y)).to(device)
-    tu = torch.as_tensor(np.asarray(unlabeled)).to(device) if unlabeled is not None else None
-    uses_unlabeled = cfg.unlabeled_ratio > 0 or cfg.recon_weight > 0
-    if uses_unlabeled and tu is None:
-        raise ValueError("this configuration needs the unlabeled images")
+    tu = torch.as_tensor(np.asarray(unlabeled)).to(device) if uses_unlabeled else None
     n_unlabeled = cfg.batch_size * max(cfg.unlabeled_ratio, 1) if uses_unlabeled else 0
-    warmup = int(cfg.warmup_epochs * 100)
-    sums, seen, t0 = {}, 0, time.perf_counter()
-    bar = progress_bar(range(start, cfg.steps), folder.name, progress)
-    for step in bar:
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, warmup, cfg) * group["lr_factor"]
-        g = _generator(cfg.seed, step, device)
-        index = _draw(len(tx), cfg.batch_size, g, device)
-        x, y = augment(tx[index].float().div_(255.0), cfg.weak, g), ty[index]
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        logs = {"supervised": loss.item(), "train_accuracy": (logits.argmax(1) == y).float().mean().item()}
+
+    def step_loss(model, step, g):
+        loss, x, logs = _supervised_loss(model, tx, ty, cfg, g)
         if uses_unlabeled:
-            u = tu[_draw(len(tu), n_unlabeled, g, device)].float().div_(255.0)
+            u = to_float(tu[_draw(tu, n_unlabeled, g)])
             if cfg.unlabeled_ratio > 0:
                 with torch.no_grad():
                     weak_logits = model(augment(u, cfg.weak, g))
@@ -247,59 +235,24 @@ def fit_classifier(cfg: FinetuneConfig, model_config: ModelConfig, train_x, trai
             if cfg.recon_weight > 0:
                 images = torch.cat([x, u[: cfg.batch_size]])
                 recon = torch.sigmoid(model.decoder(model.embed(images)))
-                mse = (recon - images).pow(2).mean()
+                mse = (recon.float() - images).pow(2).mean()
                 loss = loss + cfg.recon_weight * mse
                 logs["reconstruction"] = mse.item()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seen += cfg.batch_size + n_unlabeled
-        for key, value in {"loss": loss.item(), **logs}.items():
-            sums[key] = sums.get(key, 0.0) + value
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            count = done - (history[-1]["step"] if history else start)
-            val_loss, val_accuracy = evaluate(model, val_x, val_y)
-            history.append({"step": done, **{k: v / count for k, v in sums.items()},
-                            "val_loss": val_loss, "val_accuracy": val_accuracy,
-                            "seconds": time.perf_counter() - t0, "images_seen": seen})
-            sums = {}
-            torch.save({"signature": signature, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "history": history, "step": done}, checkpoint.with_suffix(".tmp"))
-            checkpoint.with_suffix(".tmp").replace(checkpoint)
-            bar.set_postfix(val_accuracy=f"{val_accuracy:.4f}")
-            log(f"{folder.name} step {done}/{cfg.steps}: loss {history[-1]['loss']:.4f}, validation accuracy "
-                f"{val_accuracy:.4f}, {seen / (time.perf_counter() - t0):,.0f} images/s")
-    seconds = time.perf_counter() - t0
-    if start < cfg.steps:
-        log(f"{folder.name}: {cfg.steps - start} steps in {seconds:.0f} s, {seen / seconds:,.0f} images/s, "
-            f"validation accuracy {history[-1]['val_accuracy']:.4f}")
-    rate = seen / seconds if seen else float("nan")
-    return FitResult(model.eval(), history, seconds, rate)
+        return loss, logs
 
+    def validate(model, steps):
+        val_loss, val_accuracy = evaluate(model, val_x, val_y)
+        return {"val_loss": val_loss, "val_accuracy": val_accuracy}
 
-def array_fingerprint(*arrays: np.ndarray) -> str:
-    """Short SHA-1 of arrays' shapes and bytes: names checkpoint folders after the data they were trained on."""
-    digest = hashlib.sha1()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:10]
-
-
-@dataclass
-class PretrainResult:
-    model: Classifier
-    seconds: float
-    images_per_second: float
-    heldout_accuracy: float | None  # accuracy on the source's held-out images (None without them)
-
-
-def _step_generator(seed: int, step: int, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(1_000_003 * seed + 7_919 * step + 41)
-    return g
+    data = [train_x, train_y, val_x, val_y] + ([unlabeled] if uses_unlabeled else [])
+    config = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(), "n_classes": 5,
+              "pretrained": pretrained is not None, "data": array_fingerprint(*data)}
+    backbone = [*model.encoder.parameters(), *model.bottleneck.parameters()]
+    rest = [p for p in model.parameters() if all(p is not q for q in backbone)]
+    result = training_loop(model, step_loss, _schedule(cfg), folder, config,
+                           blocks=[(backbone, cfg.backbone_lr_factor), (rest, 1.0)], evaluate=validate,
+                           images_per_step=cfg.batch_size + n_unlabeled, device=device, log=log, progress=progress)
+    return FitResult(result.model, result.history, result.seconds, result.images_per_second)
 
 
 def pretrain_classifier(model_config: ModelConfig, x: np.ndarray, y: np.ndarray, n_classes: int,
@@ -307,53 +260,32 @@ def pretrain_classifier(model_config: ModelConfig, x: np.ndarray, y: np.ndarray,
                         device: torch.device | str = "cpu", log=print) -> PretrainResult:
     """Supervised pretraining on a source: a `n_classes`-way Classifier, cross entropy on weak views.
 
-    Same optimiser, schedule and augmentation as fine-tuning (`cfg`: steps,
-    batch size, learning rate, `weak` views). The finished model is saved in
-    `folder/source.pt` with a signature of configuration and data; a rerun with
-    the same signature loads it instead of training again.
+    Same loop, optimiser, schedule and augmentation as fine-tuning (`cfg`: steps,
+    batch size, learning rate, `weak` views, a checkpoint every `eval_every` steps
+    in `folder/checkpoint.pt`); a rerun with the same configuration and data resumes
+    or loads it. The accuracy on `heldout` is measured once, at the end.
     """
-    device = torch.device(device)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    signature = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(), "n_classes": n_classes,
-                 "data": array_fingerprint(x, y)}
-    torch.manual_seed(cfg.seed)
-    model = Classifier(model_config, n_classes=n_classes).to(device)
-    path = folder / "source.pt"
-    if path.exists():
-        state = torch.load(path, map_location=device, weights_only=False)
-        if state["signature"] == signature:
-            model.load_state_dict(state["model"])
-            log(f"{folder.name}: already trained, loaded from {path}")
-            return PretrainResult(model.eval(), state["seconds"], state["images_per_second"],
-                                  state["heldout_accuracy"])
     if int(np.max(y)) >= n_classes:
         raise ValueError(f"labels go up to {int(np.max(y))} but the source has {n_classes} classes")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    model = Classifier(model_config, n_classes=n_classes)
     tx, ty = torch.as_tensor(np.asarray(x)).to(device), torch.as_tensor(np.asarray(y)).to(device)
-    warmup = int(cfg.warmup_epochs * 100)
-    start = time.perf_counter()
-    for step in range(cfg.steps):
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg.steps, warmup, cfg)
-        g = _step_generator(cfg.seed, step, device)
-        index = torch.randint(len(tx), (cfg.batch_size,), generator=g, device=device)
-        logits = model(augment(tx[index].float().div_(255.0), cfg.weak, g))
-        loss = F.cross_entropy(logits, ty[index], label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    rate = cfg.steps * cfg.batch_size / seconds if seconds > 0 else float("nan")
-    accuracy = None
-    if heldout is not None:
-        accuracy = float((predict_logits(model, heldout[0]).argmax(1) == np.asarray(heldout[1])).mean())
-    torch.save({"signature": signature, "model": model.state_dict(), "seconds": seconds,
-                "images_per_second": rate, "heldout_accuracy": accuracy}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
-    log(f"{folder.name}: {cfg.steps} steps in {seconds:.0f} s ({rate:,.0f} images/s)"
-        + ("" if accuracy is None else f", held-out accuracy {accuracy:.4f}"))
-    return PretrainResult(model.eval(), seconds, rate, accuracy)
+
+    def step_loss(model, step, g):
+        loss, _, logs = _supervised_loss(model, tx, ty, cfg, g)
+        return loss, logs
+
+    def heldout_accuracy(model, steps):
+        if heldout is None or steps < cfg.steps:
+            return {}
+        return {"heldout_accuracy": float((predict_logits(model, heldout[0]).argmax(1) == np.asarray(heldout[1]))
+                                          .mean())}
+
+    data = [x, y] + (list(heldout) if heldout is not None else [])
+    config = {"finetune_config": cfg.to_dict(), "model_config": model_config.to_dict(), "n_classes": n_classes,
+              "data": array_fingerprint(*data)}
+    result = training_loop(model, step_loss, _schedule(cfg), folder, config, evaluate=heldout_accuracy,
+                           images_per_step=cfg.batch_size, device=device, log=log)
+    return PretrainResult(result.model, result.seconds, result.images_per_second,
+                          result.history[-1].get("heldout_accuracy"))

@@ -1,6 +1,6 @@
 """Models that learn from the unlabeled images, each with a ten-dimensional code.
 
-All models share one interface, which the training loop (`lib.training`) uses:
+All models share one interface, which the training loop (`lib.nn.train.train`) uses:
 
 - `model.loss(x, views, generator) -> (loss, logs)`: the training loss on a
   float batch x in [0, 1]; `views(x)` returns an augmented view of x;
@@ -28,19 +28,14 @@ KINDS = ("conv_ae", "fc_ae", "vae", "contrastive")
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str  # one of KINDS
+    width: int  # channels of the first convolution (doubling at each downsampling); unused by fc_ae
     latent: int = 10  # size of the description
-    width: int = 32  # channels of the first convolution (doubling at each downsampling)
     depth: int = 1  # residual blocks after each downsampling
     batch_norm: bool = True
     hidden: tuple[int, ...] = (512, 128)  # fully connected autoencoder: hidden layer sizes
     beta: float = 1.0  # VAE: weight of the KL term
     features: int = 128  # contrastive: encoder features before the ten-dimensional bottleneck
-    projection: int = 0  # contrastive: projection-head size after the bottleneck (0: loss on the embedding)
-    temperature: float = 0.2  # contrastive: NT-Xent temperature
-    prototypes: int = 0  # contrastive: learnable mode prototypes with balanced swapped assignment (0: none)
-    prototype_weight: float = 1.0  # contrastive: weight of the prototype (swapped-assignment) loss
-    prototype_temperature: float = 0.1
-    sinkhorn_epsilon: float = 0.05
+    temperature: float = 0.5  # contrastive: NT-Xent temperature
     decoder: bool = True  # contrastive: train a decoder on the detached embedding
     decoder_fraction: float = 0.25  # contrastive: share of each batch the decoder learns from (it is slow)
 
@@ -68,33 +63,6 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     sim.fill_diagonal_(float("-inf"))
     target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(sim, target)
-
-
-@torch.no_grad()
-def sinkhorn(scores: torch.Tensor, epsilon: float, iterations: int = 3) -> torch.Tensor:
-    """Soft assignments (n, k) of n samples to k prototypes with equal prototype totals (SwAV).
-
-    Starts from exp(scores / epsilon) and alternately normalizes prototype totals to
-    n / k and sample totals to 1 (Sinkhorn-Knopp), so a batch cannot put everything
-    into one prototype: the equal-partition prior that prevents collapse.
-    """
-    q = torch.exp((scores.float() - scores.float().max()) / epsilon).T  # (k, n)
-    q /= q.sum()
-    k, n = q.shape
-    for _ in range(iterations):
-        q /= q.sum(dim=1, keepdim=True)
-        q /= k
-        q /= q.sum(dim=0, keepdim=True)
-        q /= n
-    return (q * n).T
-
-
-def swapped_assignment_loss(s1: torch.Tensor, s2: torch.Tensor, temperature: float, epsilon: float) -> torch.Tensor:
-    """SwAV: predict view 2's balanced assignment from view 1's prototype scores, and vice versa."""
-    q1, q2 = sinkhorn(s1, epsilon), sinkhorn(s2, epsilon)
-    log_p1 = F.log_softmax(s1.float() / temperature, dim=1)
-    log_p2 = F.log_softmax(s2.float() / temperature, dim=1)
-    return -0.5 * ((q2 * log_p1).sum(1).mean() + (q1 * log_p2).sum(1).mean())
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -263,10 +231,10 @@ class VAE(nn.Module):
 
 
 class ContrastiveModel(nn.Module):
-    """SimCLR with a ten-dimensional bottleneck: encoder -> features -> z (latent) [-> projection].
+    """SimCLR with a ten-dimensional bottleneck: encoder -> features -> z (latent).
 
-    The description is the L2-normalized z. With `projection` = 0 the NT-Xent loss
-    acts on z itself, so the geometry k-means sees is the one the loss shapes.
+    The description is the L2-normalized z. The NT-Xent loss acts on z itself (no
+    projection head), so the geometry k-means sees is the one the loss shapes.
     A decoder learns to draw an image from the (detached) embedding, which makes
     the modes visible without changing the embedding.
     """
@@ -278,19 +246,7 @@ class ContrastiveModel(nn.Module):
         self.encoder = ConvEncoder(c.width, c.depth, c.batch_norm, c.features)
         self.bottleneck = nn.Sequential(nn.BatchNorm1d(c.features) if c.batch_norm else nn.Identity(),
                                         nn.ReLU(inplace=True), nn.Linear(c.features, c.latent))
-        self.head = (_mlp([c.latent, c.features, c.projection]) if c.projection else nn.Identity())
         self.decoder = ConvDecoder(c.width, 0, c.batch_norm, c.latent) if c.decoder else None
-        self.prototypes = nn.Parameter(F.normalize(torch.randn(c.prototypes, c.latent), dim=1)) \
-            if c.prototypes else None
-
-    def prototype_vectors(self) -> torch.Tensor:
-        """The k mode prototypes on the unit sphere of the embedding, (k, latent)."""
-        return F.normalize(self.prototypes.float(), dim=1)
-
-    def assign(self, x) -> torch.Tensor:
-        """Soft assignment of images to the prototypes, (n, k)."""
-        scores = self.embed(x) @ self.prototype_vectors().T
-        return F.softmax(scores / self.config.prototype_temperature, dim=1)
 
     def embed(self, x):
         return F.normalize(self.bottleneck(self.encoder(x)).float(), dim=1)
@@ -307,15 +263,8 @@ class ContrastiveModel(nn.Module):
     def loss(self, x, views, generator=None):
         v = torch.cat([views(x), views(x)])
         z = self.bottleneck(self.encoder(v))
-        p1, p2 = self.head(z).chunk(2)
-        loss = nt_xent(p1, p2, self.config.temperature)
+        loss = nt_xent(*z.chunk(2), self.config.temperature)
         logs = {"nt_xent": loss.item()}
-        if self.prototypes is not None:
-            c = self.config
-            s1, s2 = (F.normalize(z.float(), dim=1) @ self.prototype_vectors().T).chunk(2)
-            swav = swapped_assignment_loss(s1, s2, c.prototype_temperature, c.sinkhorn_epsilon)
-            loss = loss + c.prototype_weight * swav
-            logs["prototype"] = swav.item()
         if self.decoder is not None:
             m = max(1, int(self.config.decoder_fraction * len(x)))
             recon = self.decoder(F.normalize(z[:m].detach().float(), dim=1))

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 
 SECTIONS: dict[str, Callable[[dict], dict | None]] = {}
+BASELINE_SCORE = "Mahalanobis, plain CNN features (baseline)"  # lib.experiments.anomaly.BASELINE
 
 
 def section(name: str):
@@ -54,3 +55,271 @@ def interval(ci, digits: int = 3, scale: float = 1.0) -> str:
 
 
 # --------------------------------------------------------------------------- sections, one per notebook
+
+
+@section("classification")
+def classification_variables(results: dict) -> dict | None:
+    run = results.get("03_classification")
+    if run is None:
+        return None
+    accuracy, chosen, reference = run["accuracy"], run["final_network"], run["reference_set"]
+
+    def value(name, set_name):
+        return accuracy.get(name, {}).get(set_name, {}).get("value")
+
+    return {
+        "chosen": run["chosen_model"], "final_network": chosen,
+        "accuracy_unlabeled": pct(value(chosen, "unlabeled")),
+        "accuracy_rep2_clean": pct(value(chosen, "rep2_clean")),
+        "accuracy_chosen_unlabeled": pct(value(run["chosen_model"], "unlabeled")),
+        "accuracy_oracle": pct(value("oracle (answer-key labels)", "rep2_clean")),
+        "accuracy_supervised": pct(value("supervised CNN", reference)),
+        "accuracy_vae": pct(value("VAE + linear head", reference)),
+        "accuracy_contrastive_probe": pct(value("contrastive + linear head", reference)),
+        "accuracy_baseline_unlabeled": pct(value("plain CNN, 2,000 labels (baseline)", "unlabeled")),
+        "accuracy_baseline_rep2_clean": pct(value("plain CNN, 2,000 labels (baseline)", "rep2_clean")),
+        "ece": pct(run["ece"]["value"]), "images_per_second": f"{run['images_per_second_cpu'][chosen]:,.0f}",
+        "n_train": str(run["split"]["train"]), "n_val": str(run["split"]["validation"]),
+        "fixmatch_steps": str(run["settings"]["fixmatch_steps"]), "mu": str(run["settings"]["unlabeled_ratio"]),
+    }
+
+
+@section("ood")
+def ood_variables(results: dict) -> dict | None:
+    run = results.get("04_ood_scoring")
+    if run is None:
+        return None
+    rep2, chosen = run["rep2"], run["chosen_score"]
+    rows = {row["score"]: row for row in run["comparison"]}
+    best_overall = max(rows, key=lambda name: (rows[name]["auroc_rep1"], rows[name]["ap_rep1"]))
+    worst = min(run["breakdown"], key=lambda row: row["flagged (%)"]) if run["breakdown"] else None
+    description = run.get("description")
+    return {
+        "chosen": chosen, "best_overall": best_overall,
+        "auroc_rep1": f"{rows[chosen]['auroc_rep1']:.3f}",
+        "auroc_rep2": f"{rep2['auroc']['value']:.3f}", "auroc_rep2_ci": interval(rep2["auroc"]["ci"]),
+        "ap_rep2": f"{rep2['average_precision']['value']:.3f}",
+        "fpr95_rep2": f"{rep2['fpr_at_95_tpr']['value']:.3f}",
+        "threshold": f"{run['threshold']:.4g}",
+        "precision_rep2": f"{rep2['at_threshold']['precision']:.3f}",
+        "recall_rep2": f"{rep2['at_threshold']['recall']:.3f}",
+        "macro_f1_rep2": f"{rep2['macro_f1']['value']:.3f}", "macro_f1_rep2_ci": interval(rep2["macro_f1"]["ci"]),
+        "auroc_vae_rep2": f"{rows['negative ELBO, VAE']['auroc_rep2']:.3f}",
+        "auroc_conv_ae_rep2": f"{rows['reconstruction error, convolutional AE']['auroc_rep2']:.3f}",
+        "auroc_baseline_rep2": f"{rows[BASELINE_SCORE]['auroc_rep2']:.3f}",
+        "ap_baseline_rep2": f"{rows[BASELINE_SCORE]['ap_rep2']:.3f}",
+        "worst_origin": worst["origin"] if worst else "n/a",
+        "worst_origin_flagged": f"{worst['flagged (%)']:.0f}" if worst else "n/a",
+        "spearman_auc": f"{run['hardness_spearman']['area under the curve']:.2f}",
+        "predict_seconds": f"{run['predict_seconds']:.1f}",
+        "kmeans_final": pct(description["kmeans_accuracy"]) if description else "n/a",
+        **unseen_variables(run.get("unseen_kinds")),
+    }
+
+
+def unseen_variables(unseen: dict | None) -> dict:
+    """The worst unseen anomaly kind and how much pure noise is flagged."""
+    if not unseen:
+        return {"unseen_worst_kind": "n/a", "unseen_min_auroc": "n/a", "unseen_noise_flagged": "n/a"}
+    rows = [row for row in unseen["table"] if row["ROC AUC vs clean"] is not None]
+    worst = min(rows, key=lambda row: row["ROC AUC vs clean"])
+    noise = next(row for row in rows if row["kind"] == "uniform noise")
+    return {"unseen_worst_kind": worst["kind"], "unseen_min_auroc": f"{worst['ROC AUC vs clean']:.3f}",
+            "unseen_noise_flagged": f"{noise['flagged (%)']:.0f}"}
+
+
+@section("targets")
+def targets_variables(results: dict) -> dict | None:
+    from lib.eval.targets import targets_table
+
+    if "summary" not in results or "04_ood_scoring" not in results:
+        return None
+    table = targets_table(results["summary"], results["04_ood_scoring"]["predict_seconds"])
+    return {"met": str(int((table["met"] == "yes").sum())), "total": str(len(table))}
+
+
+@section("pretraining")
+def pretraining_variables(results: dict) -> dict | None:
+    from lib.eval.targets import KMEANS_DESCRIPTION
+
+    run = results.get("02_pretraining")
+    if run is None:
+        return None
+    settings, methods, plateau = run["settings"], run["methods"], run["checkpoint_plateau"]
+    ours = methods[next(method for method, key in run["method_keys"].items() if key == "contrastive")]
+    values = {
+        "batch": str(settings["batch"]), "profile": run["profile"],
+        "autoencoder_width": str(settings["autoencoder_width"]),
+        "kmeans_target": f"{KMEANS_DESCRIPTION.scale * KMEANS_DESCRIPTION.goal:g}",
+        "kmeans_target_verdict": "reaches" if KMEANS_DESCRIPTION.met(ours["kmeans_accuracy"]) else "does not reach",
+        "temperature": f"{settings['temperature']:g}",
+        "encoder_width": str(settings["encoder_width"]), "encoder_depth": str(settings["encoder_depth"]),
+        "n_unlabeled": f"{run['n_unlabeled']:,}", "best_method": run["best_kmeans_method"],
+        "scored_on": run["scored_on"],
+        "checkpoint_plateau_epoch": str(plateau["epoch"]),
+        "checkpoint_plateau_knn": pct(plateau["knn_accuracy"], 1),
+        "checkpoint_last_knn": pct(plateau["last_knn_accuracy"], 1),
+        "checkpoint_error_drop": f"{100 * plateau['error_drop']:.0f}",
+        "checkpoint_epoch0_knn": pct(plateau["epoch0_knn_accuracy"], 1),
+        "checkpoint_count": str(plateau["count"]),
+    }
+    for name, model in run["training"].items():
+        values.update({f"{name}_params": f"{model['parameters']:,}", f"{name}_epochs": str(model["epochs"]),
+                       f"{name}_images_per_second": f"{model['images_per_second']:,.0f}",
+                       f"{name}_seconds": f"{model['seconds']:.0f}"})
+    for method, m in methods.items():
+        key = run["method_keys"][method]
+        values.update({f"{key}_kmeans_accuracy": pct(m["kmeans_accuracy"], 1),
+                       f"{key}_kmeans_nmi": f"{m['kmeans_nmi']:.3f}",
+                       f"{key}_gmm_accuracy": pct(m["gmm_accuracy"], 1),
+                       f"{key}_knn_accuracy": pct(m["knn_accuracy"], 1)})
+        if m.get("kmeans_accuracy_ci"):
+            values[f"{key}_kmeans_accuracy_ci"] = interval(m["kmeans_accuracy_ci"], 1, 100)
+    return values
+
+
+# --------------------------------------------------------------------------- words for differences (notebook 05)
+
+
+def _signed(x: float, digits: int) -> str:
+    """"+1.2" / "-0.3", and "+0.0" rather than "-0.0" for tiny negative numbers."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}"
+
+
+def effect_word(difference: dict) -> str:
+    """"helps" / "hurts" when the interval of a difference {"value", "ci"} excludes zero, else
+    "makes no measurable difference"."""
+    low, high = difference["ci"]
+    if low > 0:
+        return "helps"
+    if high < 0:
+        return "hurts"
+    return "makes no measurable difference"
+
+
+def effect_phrase(difference: dict, unit: float = 100.0, what: str = "points", digits: int = 1) -> str:
+    """E.g. "helps (+4.1 points, 95 % CI [+2.0, +6.3])", for a difference of accuracies in [0, 1]."""
+    low, high = difference["ci"]
+    return (f"{effect_word(difference)} ({_signed(unit * difference['value'], digits)} {what}, "
+            f"95 % CI [{_signed(unit * low, digits)}, {_signed(unit * high, digits)}])")
+
+
+def ranking(entries: dict) -> str:
+    """"a (91.5) ≥ b (83.8) ≥ c (80.1)": names sorted by value, best first.
+
+    `entries` maps a name to (value to sort by, text to show beside the name).
+    """
+    ordered = sorted(entries.items(), key=lambda item: -item[1][0])
+    return " ≥ ".join(f"{name} ({text})" for name, (_, text) in ordered)
+
+
+@section("data")
+def data_variables(results: dict) -> dict | None:
+    """Sizes, anomalies, duplicates and the PCA variance of notebook 01."""
+    r = results.get("01_data_exploration")
+    if r is None:
+        return None
+    sizes, anomalies = r["sizes"], r["anomalies"]
+    return {
+        "n_unlabeled": f"{sizes['unlabeled']:,}",
+        "n_labeled": f"{sizes['labeled']:,}",
+        "n_rep1": f"{sizes['representative_set_1']:,}",
+        "n_rep2": f"{sizes['representative_set_2']:,}",
+        "n_anomalies_rep1": str(anomalies["rep1"]),
+        "n_anomalies_rep2": str(anomalies["rep2"]),
+        "anomaly_percent_rep1": f"{100 * anomalies['rep1'] / sizes['representative_set_1']:.1f}",
+        "shared_images": str(r["shared_images_between_sets"]),
+        "pca10_variance": f"{100 * r['pca10_variance_explained']:.0f}",
+        "source": "replica built from Fashion-MNIST" if r["is_replica"] else "original assignment data",
+    }
+
+
+@section("transfer")
+def transfer_variables(results: dict) -> dict | None:
+    """Notebook 05: sources, budgets, and per source the frozen-probe and fine-tuned accuracy, the anomaly
+    AUROC, their differences from training from scratch in words, and rankings of the sources.
+
+    Keys of a source that did not run (notebook 02's encoder when notebook 05 runs alone) read "n/a".
+    """
+    r = results.get("05_transfer_learning")
+    if r is None:
+        return None
+    names, budgets = dict(r["source_names"]), r["budgets"]  # every source of the study, in table order
+    sources = {k: r["sources"][k] for k in names if k in r["sources"]}  # those of this run, in the same order
+    small, large = budgets[0], budgets[-1]
+    runs = {(run["source"], run["labels"]): run for run in r["runs"]}
+    auroc_gain = r["auroc_change_vs_scratch"]
+    origin = r.get("rep1_anomalies")
+    in_domain = sources.get("in_domain")
+
+    def one(result):  # a fraction with interval -> "91.5"
+        return f"{100 * result['value']:.1f}"
+
+    def probe(k, b):
+        return sources[k]["frozen_linear_head_accuracy"][str(b)]
+
+    def mahalanobis(k, b, kind="all"):
+        return runs[(k, b)]["auroc_rep1"]["mahalanobis"][kind]
+
+    kinds = [kind for kind in ("all", "foreign", "corrupted") if kind in runs[("scratch", large)]["auroc_rep1"]
+             ["mahalanobis"]]
+    variables = {
+        "n_foreign_candidates": f"{r['leakage_filter']['foreign_candidates']:,}",
+        "n_foreign_excluded": str(r["leakage_filter"]["excluded"]),
+        "n_foreign_used": f"{r['leakage_filter']['used']:,}",
+        "n_foreign_supervised": f"{int(sources['foreign_supervised']['images']):,}",
+        "n_foreign_contrastive": f"{int(sources['foreign_contrastive']['images']):,}",
+        "n_digits": f"{r['source_pools']['digits']:,}",
+        "n_digits_supervised": f"{int(sources['digits']['images']):,}",
+        "budget_small": f"{small:,}", "budget_large": f"{large:,}",
+        "budgets": ", ".join(f"{b:,}" for b in budgets[:-1]) + f" and {large:,}",
+        "finetune_steps": f"{r['settings']['finetune_steps']:,}",
+        "source_steps": f"{r['settings']['source_steps']:,}",
+        "contrastive_epochs": str(r["contrastive_train_config"]["epochs"]),
+        "in_domain_epochs": str(int(in_domain["epochs"])) if in_domain else "n/a",
+        "in_domain_status": (f"loaded from notebook 02 ({int(in_domain['epochs'])} epochs)" if in_domain
+                             else "not available (notebook 02 had not run)"),
+        "eval_name": r["evaluated_on"],
+        "heldout_foreign": pct(sources["foreign_supervised"]["heldout"], 1),
+        "heldout_digits": pct(sources["digits"]["heldout"], 1),
+        "seconds_total": f"{r['seconds_total']:.0f}",
+        "n_foreign_rep1": str(origin["foreign"]) if origin else "n/a",
+        "n_corrupted_rep1": str(origin["corrupted"]) if origin else "n/a",
+        "probe_digits_minus_random":
+            f"{100 * (probe('digits', large)['value'] - probe('scratch', large)['value']):+.1f}",
+    }
+
+    def rank(value_of, text_of):
+        return ranking({names[k]: (value_of(k), text_of(value_of(k))) for k in sources})
+
+    percent, three = (lambda v: f"{100 * v:.1f}"), (lambda v: f"{v:.3f}")
+    for label, b in (("small", small), ("large", large)):
+        variables[f"probe_rank_{label}"] = rank(lambda k, b=b: probe(k, b)["value"], percent)
+        variables[f"finetuned_rank_{label}"] = rank(lambda k, b=b: runs[(k, b)]["accuracy"]["value"], percent)
+        variables[f"auroc_rank_{label}"] = rank(lambda k, b=b: mahalanobis(k, b)["value"], three)
+
+    def of_source(k):
+        values = {}
+        for label, b in (("small", small), ("large", large)):
+            values[f"probe_{k}_{label}"] = one(probe(k, b))
+            values[f"acc_{k}_{label}"] = one(runs[(k, b)]["accuracy"])
+            values[f"auroc_{k}_all_{label}"] = three(mahalanobis(k, b)["value"])
+            if k != "scratch":
+                gain = runs[(k, b)]["gain_vs_scratch"]
+                values[f"gain_{k}_{label}"] = effect_phrase(gain)
+                values[f"effect_{k}_{label}"] = effect_word(gain)
+                values[f"auroc_gain_{k}_all_{label}"] = effect_phrase(auroc_gain[f"{k}.all.{b}"], unit=1,
+                                                                      what="AUROC", digits=3)
+        for kind in kinds:
+            values[f"auroc_{k}_{kind}"] = three(mahalanobis(k, large, kind)["value"])
+            if k != "scratch" and kind != "all":
+                values[f"auroc_gain_{k}_{kind}"] = effect_phrase(auroc_gain[f"{k}.{kind}.{large}"], unit=1,
+                                                                 what="AUROC", digits=3)
+        values[f"auroc_msp_{k}"] = three(runs[(k, large)]["auroc_rep1"]["msp"]["all"]["value"])
+        return values
+
+    template = of_source("in_domain_matched")
+    for k in names:
+        variables.update(of_source(k) if k in sources else
+                         {name.replace("in_domain_matched", k): "n/a" for name in template})
+    return variables

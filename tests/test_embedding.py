@@ -1,6 +1,9 @@
+"""Quality of a description: Hungarian matching, k-NN accuracy, k-means and GMM scores with intervals."""
+
 import numpy as np
 import pytest
 
+from lib.eval import embedding
 from lib.eval.embedding import evaluate_embedding, hungarian_accuracy, hungarian_mapping, knn_accuracy
 
 
@@ -48,3 +51,40 @@ def test_kmeans_interval_brackets_an_imperfect_clustering():
     assert low < out["kmeans_accuracy"] < high < 1.0 and high - low < 0.1
     low, high = out["kmeans_nmi_ci"]
     assert low < out["kmeans_nmi"] < high
+
+
+def test_hungarian_mapping_maps_clusters_to_classes():
+    # three images of class 0 in cluster 2, one of class 1 in cluster 0, one of class 2 in cluster 1
+    y_true, y_pred = np.array([0, 0, 0, 1, 2]), np.array([2, 2, 2, 0, 1])
+    mapping = hungarian_mapping(y_true, y_pred)
+    assert list(mapping[:3]) == [1, 2, 0]
+    assert hungarian_accuracy(y_true, y_pred) == 1.0
+
+
+def test_knn_uses_its_k():
+    # one reference of class 0 right at the evaluated point, five of class 1 a little further away
+    z_ref = np.array([[0.0], [1.0], [1.1], [1.2], [1.3], [1.4]])
+    y_ref = np.array([0, 1, 1, 1, 1, 1])
+    assert knn_accuracy(z_ref, y_ref, np.array([[0.0]]), np.array([0]), k=1) == 1.0
+    assert knn_accuracy(z_ref, y_ref, np.array([[0.0]]), np.array([0]), k=5) == 0.0
+
+
+def test_evaluate_embedding_passes_knn_k():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(5, 4)) * 10
+    y = np.arange(5).repeat(20)
+    z = centres[y] + rng.normal(size=(100, 4))
+    y_ref = np.array([0, 1, 2, 3, 4, 0, 0, 0, 0, 0])  # class 0 outnumbers the others among the references
+    z_ref = centres[y_ref] + rng.normal(size=(10, 4))
+    assert evaluate_embedding(z, y, z_ref, y_ref, knn_k=1).metrics["knn_accuracy"] == 1.0
+    assert evaluate_embedding(z, y, z_ref, y_ref, knn_k=10).metrics["knn_accuracy"] == pytest.approx(0.2)
+
+
+def test_pca_embedding_and_nearest_to_centres():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (40, 1, 32, 32), dtype=np.uint8)
+    train, other = embedding.pca_embedding(images, images[:5], dim=3)
+    assert train.shape == (40, 3) and other.shape == (5, 3) and train.dtype == np.float32
+    np.testing.assert_allclose(train[:5], other, rtol=1e-5, atol=1e-5)
+    z = np.array([[0.0], [5.0], [0.2], [4.0], [10.0]])
+    assert embedding.nearest_to_centres(z, np.array([[0.0], [5.0]]), 2).tolist() == [[0, 2], [1, 3]]

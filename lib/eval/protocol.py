@@ -1,0 +1,84 @@
+"""The evaluation protocol (DESIGN §3) as functions: every choice is made on the labeled validation split or
+on representative set 1; representative set 2 only ever reaches `final_evaluation`.
+
+- `choose_classifier`: the candidate network with the highest validation accuracy;
+- `choose_score`: the deployable anomaly score with the highest ROC AUC on set 1 (ties: average precision);
+- `fix_threshold`: the threshold of best anomaly F1 on set 1 (`lib.eval.metrics.fit_threshold`);
+- `final_evaluation`: the deployed model's numbers on set 2, with bootstrap intervals.
+
+The functions take whole tables (every set's numbers side by side, as the
+notebooks hold them) and pick the columns they may use, so a test can hand them
+a set 2 with scrambled labels and check that no choice moves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lib.eval import metrics
+
+VALIDATION = "validation"  # the held-out part of the labeled set
+CHOICE_SET = "rep1"  # representative set 1: every anomaly-related choice
+TEST_SET = "rep2"  # representative set 2: the final test
+
+
+def choose_classifier(accuracy: dict[str, dict[str, dict]], candidates: list[str]) -> str:
+    """The candidate with the highest validation accuracy (the first listed among ties).
+
+    `accuracy[name][set] = {"value": ..., "ci": ...}` may hold any other sets too; only
+    the validation column is read.
+    """
+    missing = [name for name in candidates if VALIDATION not in accuracy.get(name, {})]
+    if missing:
+        raise ValueError(f"no validation accuracy for {missing}")
+    return max(candidates, key=lambda name: (accuracy[name][VALIDATION]["value"], -candidates.index(name)))
+
+
+def score_table(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, np.ndarray]) -> list[dict]:
+    """One row per score: ROC AUC, average precision and FPR at 95 % TPR on every set that has labels."""
+    rows = []
+    for name, by_set in scores.items():
+        row = {"score": name}
+        for set_name, flags in is_anomaly.items():
+            if set_name in by_set:
+                row[f"auroc_{set_name}"] = metrics.auroc(by_set[set_name], flags)
+                row[f"ap_{set_name}"] = metrics.average_precision(by_set[set_name], flags)
+                row[f"fpr95_{set_name}"] = metrics.fpr_at_tpr(by_set[set_name], flags)
+        rows.append(row)
+    return rows
+
+
+def choose_score(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, np.ndarray],
+                 candidates: list[str]) -> str:
+    """The candidate score with the highest ROC AUC on set 1 (ties: average precision, then listing order)."""
+    flags = is_anomaly[CHOICE_SET]
+    ranked = {name: (metrics.auroc(scores[name][CHOICE_SET], flags),
+                     metrics.average_precision(scores[name][CHOICE_SET], flags), -candidates.index(name))
+              for name in candidates}
+    return max(ranked, key=ranked.get)
+
+
+def fix_threshold(scores: dict[str, np.ndarray], is_anomaly: dict[str, np.ndarray]) -> float:
+    """The deployed score's threshold, fixed on set 1 (best anomaly F1); `scores`/`is_anomaly` by set name."""
+    return metrics.fit_threshold(scores[CHOICE_SET], is_anomaly[CHOICE_SET])
+
+
+def final_evaluation(scores, is_anomaly, class_pred, y_true, threshold: float, n_resamples: int,
+                     seed: int) -> dict:
+    """The deployed model on the test set (set 2), once: threshold-free detection metrics, detection at the
+    set-1 threshold and the six-class end-to-end macro-F1, each with a 95 % bootstrap interval."""
+    boot = dict(n_resamples=n_resamples, seed=seed)
+    flag = np.asarray(scores) > threshold
+    six_class = metrics.end_to_end_predictions(class_pred, flag)
+    result = {name: metrics.metric_with_ci(function, scores, is_anomaly, **boot) for name, function in
+              (("auroc", metrics.auroc), ("average_precision", metrics.average_precision),
+               ("fpr_at_95_tpr", metrics.fpr_at_tpr))}
+    result["at_threshold"] = metrics.detection_at_threshold(scores, is_anomaly, threshold)
+    result["at_threshold_ci"] = {
+        name: metrics.bootstrap_ci(lambda s, a, n=name: metrics.detection_at_threshold(s, a, threshold)[n],
+                                   scores, is_anomaly, stratify=is_anomaly, **boot)
+        for name in ("precision", "recall", "f1")}
+    result["macro_f1"] = metrics.metric_with_ci(metrics.macro_f1, y_true, six_class, n_classes=6, **boot)
+    result["per_class_recall"] = metrics.per_class_recall(y_true, six_class, 6).tolist()
+    result["six_class"] = six_class
+    return result

@@ -1,0 +1,112 @@
+"""The evaluation protocol: choices come from the validation split and set 1 only; set 2 moves none of them."""
+
+import numpy as np
+import pytest
+
+from lib.eval import protocol
+from lib.eval.targets import targets_table
+from lib.experiments import anomaly, classification
+from lib.render import variables
+
+
+def anomaly_sets(seed: int = 0):
+    """Scores of three candidates on sets 1 and 2: 'b' separates set 1 best, 'c' separates set 2 best."""
+    rng = np.random.default_rng(seed)
+    flags = {s: np.r_[np.zeros(200, bool), np.ones(20, bool)] for s in ("rep1", "rep2")}
+    shift = {"a": {"rep1": 2.0, "rep2": 1.0}, "b": {"rep1": 4.0, "rep2": 0.0}, "c": {"rep1": 0.0, "rep2": 5.0}}
+    scores = {name: {s: rng.normal(size=220) + by_set[s] * flags[s] for s in flags} for name, by_set in shift.items()}
+    return scores, flags
+
+
+def test_choose_score_reads_set_1_only():
+    scores, flags = anomaly_sets()
+    assert protocol.choose_score(scores, flags, ["a", "b", "c"]) == "b"
+    assert protocol.choose_score(scores, flags, ["a", "c"]) == "a"  # only candidates compete
+
+
+def test_every_choice_is_unchanged_when_set_2_is_scrambled():
+    scores, flags = anomaly_sets()
+    rng = np.random.default_rng(1)
+    scrambled = {**flags, "rep2": rng.permutation(flags["rep2"])}
+    shuffled_scores = {name: {**by_set, "rep2": rng.permutation(by_set["rep2"])} for name, by_set in scores.items()}
+    accuracy = {"x": {"validation": {"value": 0.9}, "rep2_clean": {"value": 0.5}},
+                "y": {"validation": {"value": 0.8}, "rep2_clean": {"value": 0.99}}}
+    scrambled_accuracy = {name: {**by_set, "rep2_clean": {"value": 1.0 - by_set["rep2_clean"]["value"]}}
+                          for name, by_set in accuracy.items()}
+    for test_scores, test_flags, test_accuracy in ((scores, flags, accuracy),
+                                                   (shuffled_scores, scrambled, scrambled_accuracy)):
+        assert protocol.choose_score(test_scores, test_flags, ["a", "b", "c"]) == "b"
+        assert protocol.fix_threshold(test_scores["b"], test_flags) == protocol.fix_threshold(scores["b"], flags)
+        assert protocol.choose_classifier(test_accuracy, ["x", "y"]) == "x"
+    # ... while the final evaluation on set 2 does see the scrambling
+    honest = protocol.final_evaluation(scores["c"]["rep2"], flags["rep2"], np.zeros(220, int), np.zeros(220, int),
+                                       0.0, n_resamples=50, seed=0)
+    broken = protocol.final_evaluation(shuffled_scores["c"]["rep2"], flags["rep2"], np.zeros(220, int),
+                                       np.zeros(220, int), 0.0, n_resamples=50, seed=0)
+    assert honest["auroc"]["value"] > 0.95 > broken["auroc"]["value"]
+
+
+def test_choose_classifier_needs_validation_and_breaks_ties_by_order():
+    accuracy = {"x": {"validation": {"value": 0.9}}, "y": {"validation": {"value": 0.9}}}
+    assert protocol.choose_classifier(accuracy, ["y", "x"]) == "y"
+    with pytest.raises(ValueError, match="no validation accuracy"):
+        protocol.choose_classifier({"x": {"rep2_clean": {"value": 1.0}}}, ["x"])
+
+
+def test_final_evaluation_counts_flags_and_six_classes():
+    scores = np.array([0.1, 0.2, 0.9, 0.8, 0.95])
+    flags = np.array([False, False, False, True, True])
+    y = np.array([0, 1, 2, 5, 5])
+    result = protocol.final_evaluation(scores, flags, np.array([0, 1, 2, 3, 4]), y, threshold=0.85,
+                                       n_resamples=20, seed=0)
+    assert result["at_threshold"]["flagged"] == 2 and result["at_threshold"]["recall"] == 0.5
+    assert result["six_class"].tolist() == [0, 1, 5, 3, 5]
+
+
+def test_split_is_stratified_and_disjoint():
+    class Data:
+        labeled_y = np.repeat(np.arange(5), 40)
+        labeled_x = np.arange(200)[:, None]
+
+    split = classification.split_labeled(Data, 0.2, seed=0)
+    assert np.bincount(split.y_val).tolist() == [8] * 5
+    assert not set(split.x_train.ravel()) & set(split.x_val.ravel())
+
+
+def test_breakdown_by_origin_and_failure_cases():
+    kind = np.array(["clean"] * 6 + ["foreign: Shirt"] * 2 + ["inverted"] * 2)
+    scores = np.array([0, 1, 2, 3, 4, 9, 8, 2.5, 10, 11], float)
+    table = anomaly.breakdown_by_origin(scores, scores > 5, kind)
+    assert table["origin"].tolist() == ["foreign: Shirt", "inverted"]
+    assert table["flagged (%)"].tolist() == [50.0, 100.0]
+    clean, missed = anomaly.failure_cases(scores, kind != "clean", count=1)
+    assert clean.tolist() == [5] and missed.tolist() == [7]
+
+
+def test_targets_table_judges_point_estimates():
+    summary = {"classification": {"accuracy": {"unlabeled": 0.99, "unlabeled_ci": [0.98, 0.995],
+                                               "rep2_clean": 0.97, "oracle_rep2_clean": 0.98}},
+               "ood": {"auroc": {"rep2": 0.9}}}
+    table = targets_table(summary, predict_seconds=4.0).set_index("quantity")
+    assert table.loc["accuracy, 26,000 unlabeled images", "met"] == "yes"
+    assert table.loc["accuracy, clean part of set 2", "met"] == "no"
+    assert table.loc["ROC AUC, set 2", "met"] == "no"
+    assert table.loc["gap to the oracle, clean set 2 (points)", "this run"] == "1.00"
+    assert "six-class macro-F1, set 2" not in table.index  # not produced: left out, never a placeholder
+
+
+def test_report_variables_come_from_results(tmp_path):
+    class Ws:
+        results = tmp_path
+
+        def __init__(self):
+            self.written = {}
+
+        def update_report_variables(self, section, values):
+            self.written[section] = values
+
+    ws = Ws()
+    (tmp_path / "summary.json").write_text('{"ood": {"auroc": {"rep2": 0.999}}}')
+    assert variables.write_report_variables(ws) == []  # notebooks 03 and 04 have not run: no placeholders
+    results = {"summary": {"ood": {"auroc": {"rep2": 0.999}}}, "04_ood_scoring": {"predict_seconds": 3.0}}
+    assert variables.targets_variables(results) == {"met": "2", "total": "2"}  # ROC AUC and predict time
