@@ -163,6 +163,19 @@ class Profile:
         return "\n".join(lines)
 
 
+def settings_table(profile: Profile) -> list[dict]:
+    """Every setting of a profile as rows {stage, setting, value}: the report's hyperparameter table."""
+    rows = []
+    for stage, values in profile.to_dict().items():
+        if not isinstance(values, dict):
+            continue
+        for name, value in values.items():
+            if isinstance(value, dict):  # an augmentation: its strengths in one cell
+                value = ", ".join(f"{key} {item}" for key, item in value.items())
+            rows.append({"stage": stage, "setting": name.replace("_", " "), "value": str(value)})
+    return rows
+
+
 CPU = Profile("cpu")
 PROFILES = {
     "smoke": replace(

@@ -35,9 +35,11 @@ data_path = None  # the original assignment pickle; None: ASSIGNMENT_DATA or the
 
 # %%
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import Markdown
 
 from lib import plots
+from lib.config import settings_table
 from lib.eval import metrics, protocol
 from lib.experiments import classification as cls
 from lib.nn.train import load_trained
@@ -193,7 +195,19 @@ ctx.ws.update_summary(summary)
 ctx.ws.write_results("03_classification", {
     "chosen_model": chosen, "final_network": chosen, "final_network_checkpoint": cls.NETWORKS[chosen],
     "split": {"train": len(split.y_train), "validation": len(split.y_val), "seed": seed},
-    "settings": {"fixmatch_steps": settings.fixmatch_steps, "unlabeled_ratio": settings.unlabeled_ratio},
+    "settings": {"fixmatch_steps": settings.fixmatch_steps, "unlabeled_ratio": settings.unlabeled_ratio,
+                 "batch": settings.batch},
     "reference_set": target, "accuracy": accuracy, "images_per_second_cpu": rates, "ece": ece,
     "label_efficiency": curve.to_dict(orient="records"),
 })
+
+# %% [markdown]
+# ## Every setting of this run
+#
+# The whole configuration of the run (`lib/config.py`), for the report's
+# reproducibility appendix.
+
+# %%
+#| label: tbl-settings
+#| tbl-cap: "Every setting of the run, read from the one configuration (lib/config.py): the stage it belongs to, its name and value. Augmentations list their strengths: shift as a fraction of the image side, zoom range, log aspect change, rotation in degrees, flip probability, gain and log-gamma ranges, noise standard deviation (intensity in [0, 1]), erasing probability and size range."
+Markdown(pd.DataFrame(settings_table(ctx.profile)).to_markdown(index=False))

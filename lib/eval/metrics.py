@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-ANOMALY = 5  # class index of anomalies in the six-class end-to-end labels
+from lib.data.replica import ANOMALY  # class index of anomalies in the six-class end-to-end labels
+
 THRESHOLD_RULE = "best_f1"
 
 # --------------------------------------------------------------------------- weights and bootstrap

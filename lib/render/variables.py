@@ -49,6 +49,16 @@ def pct(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}"
 
 
+def versus(ours: list[float | None], theirs: list[float | None], higher_is_better: bool = True) -> str:
+    """"beats", "does not beat" or "beats on some measures but not all": ours against a reference, measure by
+    measure (the report's sentences on the baseline are generated from this, never typed)."""
+    pairs = [(a, b) for a, b in zip(ours, theirs) if a is not None and b is not None]
+    if not pairs:
+        return "cannot be compared with"
+    wins = [(a > b) if higher_is_better else (a < b) for a, b in pairs]
+    return "beats" if all(wins) else "does not beat" if not any(wins) else "beats on some measures but not all of"
+
+
 def interval(ci, digits: int = 3, scale: float = 1.0) -> str:
     """A [low, high] interval as text."""
     return f"[{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
@@ -78,6 +88,10 @@ def classification_variables(results: dict) -> dict | None:
         "accuracy_contrastive_probe": pct(value("contrastive + linear head", reference)),
         "accuracy_baseline_unlabeled": pct(value("plain CNN, 2,000 labels (baseline)", "unlabeled")),
         "accuracy_baseline_rep2_clean": pct(value("plain CNN, 2,000 labels (baseline)", "rep2_clean")),
+        "versus_baseline": versus([value(chosen, "unlabeled"), value(chosen, "rep2_clean")],
+                                  [value("plain CNN, 2,000 labels (baseline)", "unlabeled"),
+                                   value("plain CNN, 2,000 labels (baseline)", "rep2_clean")]),
+        "batch": str(run["settings"]["batch"]),
         "ece": pct(run["ece"]["value"]), "images_per_second": f"{run['images_per_second_cpu'][chosen]:,.0f}",
         "n_train": str(run["split"]["train"]), "n_val": str(run["split"]["validation"]),
         "fixmatch_steps": str(run["settings"]["fixmatch_steps"]), "mu": str(run["settings"]["unlabeled_ratio"]),
@@ -108,6 +122,8 @@ def ood_variables(results: dict) -> dict | None:
         "auroc_conv_ae_rep2": f"{rows['reconstruction error, convolutional AE']['auroc_rep2']:.3f}",
         "auroc_baseline_rep2": f"{rows[BASELINE_SCORE]['auroc_rep2']:.3f}",
         "ap_baseline_rep2": f"{rows[BASELINE_SCORE]['ap_rep2']:.3f}",
+        "versus_baseline": versus([rep2["auroc"]["value"], rep2["average_precision"]["value"]],
+                                  [rows[BASELINE_SCORE]["auroc_rep2"], rows[BASELINE_SCORE]["ap_rep2"]]),
         "worst_origin": worst["origin"] if worst else "n/a",
         "worst_origin_flagged": f"{worst['flagged (%)']:.0f}" if worst else "n/a",
         "spearman_auc": f"{run['hardness_spearman']['area under the curve']:.2f}",
