@@ -2,20 +2,20 @@
 
 `FinalModel.forward(x)` takes uint8 images (n, 1, 32, 32) and returns
 `(logits (n, 5), anomaly_score (n,), embedding (n, d))`. Inputs are scaled to
-[0, 1] (x / 255), the input every encoder of lib/models.py is trained on.
+[0, 1] (x / 255), the input every encoder of lib/nn/models.py is trained on.
 
 Classifier: `head(embedding)` logits, or, with `head=None`, the log-posterior
 of the class-conditional Gaussians (linear discriminant analysis).
 
 Anomaly score (`score_name`): one component, or several joined by "+", from
 - "mahalanobis": squared Mahalanobis distance to the nearest class mean with
-  the shared precision matrix (= lib.ood.ClassGaussians.mahalanobis);
+  the shared precision matrix (= lib.eval.ood.ClassGaussians.mahalanobis);
 - "knn": cosine distance to the k-th nearest of `knn_bank` embeddings
-  (= lib.ood.KNNDistance);
-- "energy", "msp": from the logits (= lib.ood.energy_score, msp_score).
+  (= lib.eval.ood.KNNDistance);
+- "energy", "msp": from the logits (= lib.eval.ood.energy_score, msp_score).
 A single component is used as it is; several are combined like
-lib.ood.combine_scores(how="mean"): each standardised by `score_stats`
-{name: (mean, std)} from in-distribution training images (lib.ood.score_stats),
+lib.eval.ood.combine_scores(how="mean"): each standardised by `score_stats`
+{name: (mean, std)} from in-distribution training images (lib.eval.ood.score_stats),
 then averaged. The threshold applies to this final score.
 
 `save_final_model` traces and freezes the model (TorchScript) into `model.pt`, writes
@@ -27,7 +27,7 @@ Typical use (notebook 04):
     gaussians = ClassGaussians().fit(z_labeled, y_labeled, z_unlabeled=z_unlabeled)
     model = FinalModel(encoder, head, gaussians.means_, gaussians.precision_)
     _, scores_rep1, _ = lib.predict.run_model(model, rep1_x)  # the bundle's own scores
-    model.threshold = lib.metrics.fit_threshold(scores_rep1, rep1_y == 5)
+    model.threshold = lib.eval.metrics.fit_threshold(scores_rep1, rep1_y == 5)
     save_final_model(model, ws.checkpoints(profile, "final"), profile,
                      extra={"threshold_selection": "best F1 on representative set 1"})
 """

@@ -3,7 +3,7 @@
 Every score is "higher = more anomalous" and takes numpy arrays, so it works
 for the embedding or logits of any model. Fitting uses only the unlabeled and
 labeled sets (DESIGN §3); representative set 1 chooses among scores and fixes
-the threshold (lib/metrics.py), representative set 2 only tests.
+the threshold (lib/eval/metrics.py), representative set 2 only tests.
 
 - `ClassGaussians`: one Gaussian per class with a shared covariance (linear
   discriminant analysis). Score: the squared Mahalanobis distance to the
@@ -14,7 +14,7 @@ the threshold (lib/metrics.py), representative set 2 only tests.
   nearest unlabeled training embedding (Sun et al. 2022, "deep nearest
   neighbours").
 - `msp_score`, `energy_score`: from classifier logits.
-- Reconstruction error and negative ELBO come from lib/models.py as arrays.
+- Reconstruction error and negative ELBO come from lib/nn/models.py as arrays.
 - `combine_scores`: standardise each score by its mean and standard deviation
   on in-distribution training images, then average (or take the maximum).
 """

@@ -171,7 +171,7 @@ def contrastive_recipe(folder: Path | str, fallback: tuple[ModelConfig, TrainCon
     """(model config, train config, found) of the contrastive model that notebook 02 trained in `folder`.
 
     Without a `config.json` there (notebook 02 has not run), `fallback`: notebook
-    02's plan for the profile (`lib.training.pretraining_plan`). The number of
+    02's plan for the profile (`lib.nn.train.pretraining_plan`). The number of
     epochs is always `epochs` (the short pretraining budget of notebook 05); the
     decoder is switched off, since it learns from the detached embedding and so
     never changes the encoder that transfer copies.
