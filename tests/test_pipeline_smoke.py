@@ -35,7 +35,8 @@ def test_smoke_pipeline_renders_the_report(tmp_path):
     assert {"unlabeled", "rep2_clean"} <= set(summary["baseline"]["accuracy"])
     assert 0 <= summary["baseline"]["ood"]["auroc"]["rep2"] <= 1
     assert 0 <= summary["ood"]["unseen_kinds"]["min_auroc"] <= 1
-    assert (tmp_path / "results" / "runs" / "smoke.json").read_text() == (tmp_path / "results" / "summary.json").read_text()
+    results = tmp_path / "results"
+    assert (results / "runs" / "smoke.json").read_text() == (results / "summary.json").read_text()
 
     pdf = tmp_path / "report" / "report.pdf"
     text = pdf_text(pdf)
