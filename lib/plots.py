@@ -7,10 +7,13 @@ import numpy as np
 
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "figure.dpi": 100})
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728"]
+# One colormap for every image: as the data is stored, light articles on a black background, so an
+# inverted anomaly looks inverted.
+IMAGE_CMAP = "gray"
 
 
 def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[str] | None = None,
-               cell: float = 0.9, cmap: str = "gray_r", titles: list[list[str]] | None = None):
+               cell: float = 0.9, cmap: str = IMAGE_CMAP, titles: list[list[str]] | None = None):
     """One row of images per entry of `rows` (each (k, 1, 32, 32) or (k, 32, 32)), labelled on the left;
     `titles` gives a small title per image (row by row)."""
     n_cols = max(len(row) for row in rows)
@@ -171,7 +174,7 @@ def plot_views(images, cfg, n_views: int = 7, seed: int = 0, row_titles: list[st
     for r in range(len(x)):
         for c, image in enumerate([x[r], *(v[r] for v in views)]):
             ax = axes[r, c]
-            ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(image[0].numpy(), cmap=IMAGE_CMAP, vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
         if row_titles:
@@ -212,7 +215,7 @@ def plot_histories(histories: dict[str, list[dict]], panels: list[tuple], figsiz
 
 def _imshow_row(axes, images, title=None, fontsize=9):
     for ax, image in zip(axes, images):
-        ax.imshow(np.asarray(image).reshape(32, 32), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(np.asarray(image).reshape(32, 32), cmap=IMAGE_CMAP, vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
