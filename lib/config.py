@@ -17,13 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from lib.errors import UserError
-from lib.nn.augment import AugmentConfig
-
-# Weak views for classification: label-preserving shifts, zoom, rotation and exposure only.
-WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
-                     erase=0.0)
-# Strong views: the contrastive pretraining augmentation (shifts, zoom, rotation, exposure, noise, erasing).
-STRONG = AugmentConfig()
+from lib.nn.augment import STRONG, WEAK, AugmentConfig
 
 
 @dataclass(frozen=True)

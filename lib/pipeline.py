@@ -117,11 +117,11 @@ def run(ws: Workspace, profile: str, seed: int, device: str, data_path: str | No
         log(f"[{number}/{len(names)}] {name} (profile {profile}, device {device}{last})")
         start = time.perf_counter()
         execute_notebook(name, ws, parameters, expected.get(name))
-        write_report_variables(ws)
         seconds[name] = round(time.perf_counter() - start, 1)
         ws.update_summary({f"seconds_per_notebook.{name}": seconds[name], "profile": profile,
                            "device": device, "seed": seed})
         log(f"[{number}/{len(names)}] {name} done in {clock(seconds[name])}")
+    write_report_variables(ws)  # once all ran: the results of one notebook may feed another's section
     return seconds
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from lib.errors import UserError
 from lib.eval import protocol
 from lib.eval.targets import targets_table
 from lib.experiments import anomaly, classification
@@ -110,3 +111,6 @@ def test_report_variables_come_from_results(tmp_path):
     assert variables.write_report_variables(ws) == []  # notebooks 03 and 04 have not run: no placeholders
     results = {"summary": {"ood": {"auroc": {"rep2": 0.999}}}, "04_ood_scoring": {"predict_seconds": 3.0}}
     assert variables.targets_variables(results) == {"met": "2", "total": "2"}  # ROC AUC and predict time
+    (tmp_path / "03_classification.json").write_text('{"accuracy": {}}')  # written by an older version
+    with pytest.raises(UserError, match="report variables 'classification'.*rerun"):
+        variables.write_report_variables(ws)

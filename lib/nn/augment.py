@@ -42,6 +42,11 @@ class AugmentConfig:
         return asdict(self)
 
 
+# Weak views for classification: label-preserving shifts, zoom, rotation and exposure only.
+WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
+                     erase=0.0)
+# Strong views: the contrastive pretraining augmentation (shifts, zoom, rotation, exposure, noise, erasing).
+STRONG = AugmentConfig()
 NONE = AugmentConfig(shift=0.0, scale=(1.0, 1.0), aspect=0.0, rotation=0.0, hflip=0.0, gain=0.0,
                      gamma=0.0, noise=0.0, erase=0.0)
 

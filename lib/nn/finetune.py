@@ -30,13 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.nn.augment import AugmentConfig, augment, to_float
+from lib.nn.augment import STRONG, WEAK, AugmentConfig, augment, to_float
 from lib.nn.models import ConvDecoder, ConvEncoder, ModelConfig, apply_batched
 from lib.nn.train import LATEST, Schedule, array_fingerprint, saved_config, training_loop
-
-WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
-                     erase=0.0)
-STRONG = AugmentConfig()  # the pretraining augmentation: shifts, zoom, rotation, exposure, noise, erasing
 
 
 @dataclass(frozen=True)

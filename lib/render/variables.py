@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from lib.errors import UserError
+
 SECTIONS: dict[str, Callable[[dict], dict | None]] = {}
 BASELINE_SCORE = "Mahalanobis, plain CNN features (baseline)"  # lib.experiments.anomaly.BASELINE
 
@@ -37,7 +39,11 @@ def write_report_variables(ws) -> list[str]:
     results = load_results(ws.results)
     written = []
     for name, function in SECTIONS.items():
-        values = function(results)
+        try:
+            values = function(results)
+        except (KeyError, TypeError) as error:
+            raise UserError(f"report variables '{name}': the results in {ws.results} lack {error}; they were "
+                            f"written by another version of the notebooks: rerun them") from None
         if values is not None:
             ws.update_report_variables(name, values)
             written.append(name)
