@@ -158,15 +158,17 @@ class Profile:
 
 
 def settings_table(profile: Profile) -> list[dict]:
-    """Every setting of a profile as rows {stage, setting, value}: the report's hyperparameter table."""
-    rows = []
+    """Every setting of a profile, one row per stage {stage, settings}: the report's hyperparameter table."""
+    rows = [{"stage": "run", "settings": f"subset {profile.subset}; seeds {', '.join(map(str, profile.seeds))}"}]
     for stage, values in profile.to_dict().items():
         if not isinstance(values, dict):
             continue
+        shown = []
         for name, value in values.items():
-            if isinstance(value, dict):  # an augmentation: its strengths in one cell
-                value = ", ".join(f"{key} {item}" for key, item in value.items())
-            rows.append({"stage": stage, "setting": name.replace("_", " "), "value": str(value)})
+            if isinstance(value, dict):  # an augmentation: its strengths in brackets
+                value = "(" + ", ".join(f"{key.replace('_', ' ')} {item}" for key, item in value.items()) + ")"
+            shown.append(f"{name.replace('_', ' ')} {value}")
+        rows.append({"stage": stage, "settings": "; ".join(shown)})
     return rows
 
 

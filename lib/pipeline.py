@@ -134,6 +134,8 @@ def run_all(ws: Workspace, profile: str, seed: int, device: str, data_path: str 
             only: list[str] | None = None, render: bool = True, engine: str = "auto", log=print) -> Path | None:
     """Notebooks, then the run's report variables, then the report; returns the PDF path (None without render)."""
     start = time.perf_counter()
+    if not only:  # a complete run starts its summary afresh: no number of an earlier run survives in it
+        (ws.results / "summary.json").unlink(missing_ok=True)
     seconds = run(ws, profile, seed, device, data_path, only=only, log=log)
     if only:
         return None  # a partial run leaves the report and the totals of the last full run alone

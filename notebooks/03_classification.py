@@ -209,5 +209,5 @@ ctx.ws.write_results("03_classification", {
 
 # %%
 #| label: tbl-settings
-#| tbl-cap: "Every setting of the run, read from the one configuration (lib/config.py): the stage it belongs to, its name and value. Augmentations list their strengths: shift as a fraction of the image side, zoom range, log aspect change, rotation in degrees, flip probability, gain and log-gamma ranges, noise standard deviation (intensity in [0, 1]), erasing probability and size range."
+#| tbl-cap: "Every setting of the run, read from the one configuration (lib/config.py), stage by stage: each setting's name and value. Augmentations list their strengths: shift as a fraction of the image side, zoom range, log aspect change, rotation in degrees, flip probability, gain and log-gamma ranges, noise standard deviation (intensity in [0, 1]), erasing probability and size range."
 Markdown(pd.DataFrame(settings_table(ctx.profile)).to_markdown(index=False))

@@ -191,7 +191,7 @@ plt.show()
 check = load_unseen_set(data, key, n_clean=ctx.profile.anomaly.unseen_clean,
                         n_per_kind=ctx.profile.anomaly.unseen_per_kind) if key is not None else None
 unseen = anomaly.unseen_kinds(run_model(deployed.module, check.x)[1], check, deployed.threshold) if check else None
-Markdown(unseen.to_markdown(index=False, floatfmt=("", "", ".3f", ".0f")) if check else
+Markdown(unseen.to_markdown(index=False, floatfmt=("", "", ".3f", ".0f"), missingval="-") if check else
          "The original data has no answer key: the unseen-kind check is skipped.")
 
 # %% [markdown]
@@ -251,8 +251,9 @@ for name, metric in (("auroc", metrics.auroc), ("average_precision", metrics.ave
     summary.update({f"baseline.ood.{name}.rep2": baseline["value"], f"baseline.ood.{name}.rep2_ci": baseline["ci"]})
 if unseen is not None:
     summary["ood.unseen_kinds.min_auroc"] = float(unseen["ROC AUC vs clean"].min())
-if description:
-    summary.update({f"embedding.{name}.unlabeled": value for name, value in description.items()})
+if description:  # keys as DESIGN §8 names them: embedding.kmeans_accuracy.unlabeled(_ci), embedding.nmi...
+    summary.update({f"embedding.{name.removesuffix('_ci')}.unlabeled{'_ci' if name.endswith('_ci') else ''}": value
+                    for name, value in description.items()})
 ctx.ws.update_summary(summary)
 ctx.ws.write_results("04_ood_scoring", {
     "chosen_score": chosen, "score_name": deployed.metadata["score_name"], "classifier": classifier_folder,

@@ -36,3 +36,14 @@ def test_profiles_are_frozen_and_named():
             profile.classification.lr = 1.0  # frozen: a run cannot change its settings midway
     with pytest.raises(UserError, match="unknown profile 'huge'"):
         get_profile("huge")
+
+
+def test_settings_table_has_one_row_per_stage_with_every_setting():
+    from lib.config import settings_table
+
+    profile = PROFILES["cpu"]
+    rows = {row["stage"]: row["settings"] for row in settings_table(profile)}
+    assert list(rows)[0] == "run" and len(rows) == 7
+    for setting in fields(profile.classification):
+        assert setting.name.replace("_", " ") + " " in rows["classification"]
+    assert "(shift 0.08, scale (0.9, 1.1)" in rows["classification"]  # the weak augmentation's strengths
