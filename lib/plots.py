@@ -267,7 +267,7 @@ def plot_checkpoint_tradeoff(errors: np.ndarray, accuracies: np.ndarray, epochs:
 
     Left: every checkpoint (log x); right: the checkpoints from epoch `zoom_from` on, linear axes; epochs annotated.
     """
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import MaxNLocator, NullFormatter
 
     errors, accuracies, epochs = np.asarray(errors), 100 * np.asarray(accuracies), np.asarray(epochs)
     fig, axes = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1, 1.15]})
@@ -282,6 +282,8 @@ def plot_checkpoint_tradeoff(errors: np.ndarray, accuracies: np.ndarray, epochs:
         if log:
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())
+        else:  # few ticks: long decimal labels would run into each other
+            ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_xlabel("mean reconstruction error (MSE per pixel)", fontsize=9)
         ax.set_ylabel(accuracy_label, fontsize=9)
         ax.tick_params(labelsize=9)

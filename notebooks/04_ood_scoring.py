@@ -191,7 +191,8 @@ plt.show()
 check = load_unseen_set(data, key, n_clean=ctx.profile.anomaly.unseen_clean,
                         n_per_kind=ctx.profile.anomaly.unseen_per_kind) if key is not None else None
 unseen = anomaly.unseen_kinds(run_model(deployed.module, check.x)[1], check, deployed.threshold) if check else None
-Markdown(unseen.to_markdown(index=False, floatfmt=("", "", ".3f", ".0f"), missingval="-") if check else
+auroc_shown = {"ROC AUC vs clean": lambda t: t["ROC AUC vs clean"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")}
+Markdown(unseen.assign(**auroc_shown).to_markdown(index=False, floatfmt=("", "", "", ".0f")) if check else
          "The original data has no answer key: the unseen-kind check is skipped.")
 
 # %% [markdown]
