@@ -42,6 +42,7 @@ from lib import plots
 from lib.config import settings_table
 from lib.eval import metrics, protocol
 from lib.experiments import classification as cls
+from lib.experiments.names import BASELINE, ORACLE, STACKING, SUPERVISED
 from lib.nn.train import load_trained
 from lib.notebook import setup
 
@@ -94,11 +95,11 @@ architecture = pretrained["contrastive"].config
 # %%
 trained = cls.train_networks(ctx, split, pretrained["contrastive"], architecture)
 systems, stacking = cls.catalogue(trained, pretrained, split, len(data.unlabeled), seed)
-systems[cls.BASELINE] = cls.baseline_system(cls.train_baseline(ctx), len(data.labeled_y))
+systems[BASELINE] = cls.baseline_system(cls.train_baseline(ctx), len(data.labeled_y))
 if key is not None:
     oracle = cls.train_oracle(ctx, split, pretrained["contrastive"], architecture)
-    systems[cls.ORACLE] = cls.System(cls.network_probabilities(oracle), len(split.y_train) + len(data.unlabeled),
-                                     "all, with true labels", systems["supervised CNN"].parameters, oracle.seconds)
+    systems[ORACLE] = cls.System(cls.network_probabilities(oracle), len(split.y_train) + len(data.unlabeled),
+                                     "all, with true labels", systems[SUPERVISED].parameters, oracle.seconds)
 
 # %% [markdown]
 # ## Results
@@ -110,8 +111,8 @@ if key is not None:
 
 # %%
 probabilities, accuracy = cls.evaluate(systems, eval_sets, ctx.profile.bootstrap, seed)
-accuracy["stacking ensemble"]["validation"] = {"value": stacking.cv_accuracy, "ci": None}
-accuracy[cls.BASELINE]["validation"] = {"value": None, "ci": None}  # trained on it: no validation number
+accuracy[STACKING]["validation"] = {"value": stacking.cv_accuracy, "ci": None}
+accuracy[BASELINE]["validation"] = {"value": None, "ci": None}  # trained on it: no validation number
 chosen = protocol.choose_classifier(accuracy, list(cls.NETWORKS))
 rates = {name: cls.inference_rate(system.predict, data.unlabeled[:4096]) for name, system in systems.items()}
 print("chosen on validation:", chosen)
@@ -186,11 +187,11 @@ for set_name in ("unlabeled", "rep2_clean"):
         summary[f"classification.accuracy.{set_name}_ci"] = accuracy[chosen][set_name]["ci"]
 for set_name in ("unlabeled", "rep2_clean"):
     if set_name in eval_sets:
-        summary[f"baseline.accuracy.{set_name}"] = accuracy[cls.BASELINE][set_name]["value"]
-        summary[f"baseline.accuracy.{set_name}_ci"] = accuracy[cls.BASELINE][set_name]["ci"]
+        summary[f"baseline.accuracy.{set_name}"] = accuracy[BASELINE][set_name]["value"]
+        summary[f"baseline.accuracy.{set_name}_ci"] = accuracy[BASELINE][set_name]["ci"]
 if key is not None:
-    summary["classification.accuracy.oracle_rep2_clean"] = accuracy[cls.ORACLE]["rep2_clean"]["value"]
-    summary["classification.accuracy.oracle_rep2_clean_ci"] = accuracy[cls.ORACLE]["rep2_clean"]["ci"]
+    summary["classification.accuracy.oracle_rep2_clean"] = accuracy[ORACLE]["rep2_clean"]["value"]
+    summary["classification.accuracy.oracle_rep2_clean_ci"] = accuracy[ORACLE]["rep2_clean"]["ci"]
 ctx.ws.update_summary(summary)
 ctx.ws.write_results("03_classification", {
     "chosen_model": chosen, "final_network": chosen, "final_network_checkpoint": cls.NETWORKS[chosen],

@@ -247,7 +247,7 @@ summary.update({f"ood.{name}.rep2_ci": final_eval[name]["ci"] for name in ("auro
 summary.update({"ood.threshold": deployed.threshold, "end_to_end.macro_f1.rep2": final_eval["macro_f1"]["value"],
                 "end_to_end.macro_f1.rep2_ci": final_eval["macro_f1"]["ci"]})
 for name, metric in (("auroc", metrics.auroc), ("average_precision", metrics.average_precision)):
-    baseline = metrics.metric_with_ci(metric, scores[anomaly.BASELINE]["rep2"], is_anomaly["rep2"],
+    baseline = metrics.metric_with_ci(metric, scores[anomaly.BASELINE_SCORE]["rep2"], is_anomaly["rep2"],
                                       n_resamples=ctx.profile.bootstrap, seed=seed)
     summary.update({f"baseline.ood.{name}.rep2": baseline["value"], f"baseline.ood.{name}.rep2_ci": baseline["ci"]})
 if unseen is not None:

@@ -17,6 +17,16 @@ from sklearn.metrics import normalized_mutual_info_score
 from lib.bundle import FinalModel
 from lib.eval import embedding, metrics, ood
 from lib.eval.protocol import CHOICE_SET, fix_threshold
+from lib.experiments.names import (
+    BASELINE,
+    BASELINE_SCORE,
+    CONTRASTIVE_PROBE,
+    CONV_AE_SCORE,
+    STACKING,
+    SUPERVISED,
+    VAE_PROBE,
+    VAE_SCORE,
+)
 from lib.nn.finetune import embed, predict_logits
 from lib.nn.models import apply_batched, encode, negative_elbo, reconstruction_error
 from lib.predict import run_model
@@ -25,7 +35,6 @@ SCORED = ("labeled", "rep1", "rep2")  # the labeled set is in-distribution and i
 AUTOENCODERS = {"fully connected AE": "fc_ae", "convolutional AE": "conv_ae",
                 "convolutional AE + batch norm": "conv_ae_bn"}
 MAHALANOBIS, KNN = "Mahalanobis (class Gaussians)", "kNN distance, fine-tuned embedding"
-BASELINE = "Mahalanobis, plain CNN features (baseline)"  # DESIGN §5
 # Scores the deployed model computes from its own embedding and logits: name -> FinalModel score_name
 DEPLOYABLE = {MAHALANOBIS: "mahalanobis", KNN: "knn", "energy": "energy", "max softmax probability": "msp",
               "Mahalanobis + kNN (standardised mean)": "mahalanobis+knn",
@@ -59,7 +68,7 @@ def score_catalogue(ctx, classifier, contrastive, autoencoders: dict, vae, basel
     scores = {
         **{f"reconstruction error, {label}": {s: reconstruction_error(model, sets[s]) for s in SCORED}
            for label, model in autoencoders.items()},
-        "negative ELBO, VAE": {s: negative_elbo(vae, sets[s], samples=settings.elbo_samples, seed=ctx.seed)
+        VAE_SCORE: {s: negative_elbo(vae, sets[s], samples=settings.elbo_samples, seed=ctx.seed)
                                for s in SCORED},
         "max softmax probability": {s: ood.msp_score(logits[s]) for s in SCORED},
         "energy": {s: ood.energy_score(logits[s]) for s in SCORED},
@@ -67,7 +76,7 @@ def score_catalogue(ctx, classifier, contrastive, autoencoders: dict, vae, basel
         KNN: {s: knn.score(z[s]) for s in SCORED},
         "Gaussian mixture, negative log-density": {s: mixture.score(z[s]) for s in SCORED},
         MAHALANOBIS: {s: gaussians.mahalanobis(z[s]) for s in SCORED},
-        BASELINE: baseline_scores(baseline, data),
+        BASELINE_SCORE: baseline_scores(baseline, data),
     }
     for name, score_name in DEPLOYABLE.items():
         if "+" in score_name:  # standardised by the in-distribution (labeled) images, then averaged
@@ -157,19 +166,18 @@ def systems_table(pretraining: dict, classification: dict, auroc_rep2: dict, our
         ("FC autoencoder (reconstruction error)", get(methods, "FC autoencoder", "kmeans_accuracy"), None,
          auroc_rep2["reconstruction error, fully connected AE"]),
         ("conv autoencoder + linear head", get(methods, "conv autoencoder", "kmeans_accuracy"),
-         get(accuracy, "autoencoder + linear head", "unlabeled"), auroc_rep2["reconstruction error, convolutional AE"]),
+         get(accuracy, "autoencoder + linear head", "unlabeled"), auroc_rep2[CONV_AE_SCORE]),
         ("conv autoencoder + BN", get(methods, "conv autoencoder + BN", "kmeans_accuracy"), None,
          auroc_rep2["reconstruction error, convolutional AE + batch norm"]),
-        ("VAE + linear head", get(methods, "VAE", "kmeans_accuracy"), get(accuracy, "VAE + linear head", "unlabeled"),
-         auroc_rep2["negative ELBO, VAE"]),
+        (VAE_PROBE, get(methods, "VAE", "kmeans_accuracy"), get(accuracy, VAE_PROBE, "unlabeled"),
+         auroc_rep2[VAE_SCORE]),
         ("contrastive (frozen) + linear head", get(methods, "contrastive", "kmeans_accuracy"),
-         get(accuracy, "contrastive + linear head", "unlabeled"), auroc_rep2["kNN distance, contrastive embedding"]),
-        ("supervised CNN", None, get(accuracy, "supervised CNN", "unlabeled"), None),
+         get(accuracy, CONTRASTIVE_PROBE, "unlabeled"), auroc_rep2["kNN distance, contrastive embedding"]),
+        (SUPERVISED, None, get(accuracy, SUPERVISED, "unlabeled"), None),
         ("auxiliary (classification + reconstruction)", None,
          get(accuracy, "auxiliary (classification + reconstruction)", "unlabeled"), None),
-        ("stacking ensemble", None, get(accuracy, "stacking ensemble", "unlabeled"), None),
-        ("plain CNN, 2,000 labels (baseline)", None, get(accuracy, "plain CNN, 2,000 labels (baseline)", "unlabeled"),
-         auroc_rep2[BASELINE]),
+        (STACKING, None, get(accuracy, STACKING, "unlabeled"), None),
+        (BASELINE, None, get(accuracy, BASELINE, "unlabeled"), auroc_rep2[BASELINE_SCORE]),
         ours,
     ]
 

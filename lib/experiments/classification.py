@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from lib.data import ANOMALY
 from lib.eval import metrics
+from lib.experiments.names import CONTRASTIVE_PROBE, STACKING, SUPERVISED, VAE_PROBE
 from lib.nn.cnn import train_plain_cnn
 from lib.nn.finetune import FinetuneConfig, FitResult, fit_classifier, predict_logits
 from lib.nn.models import apply_batched, count_parameters, encode
@@ -100,12 +101,10 @@ def _timed(function, argument) -> float:
 # --------------------------------------------------------------------------- the study of notebook 03
 
 # Networks trained by the fine-tuning loop: name in tables -> checkpoint folder under checkpoints/<profile>/
-NETWORKS = {"supervised CNN": "clf_supervised", "contrastive, fine-tuned": "clf_contrastive_finetuned",
+NETWORKS = {SUPERVISED: "clf_supervised", "contrastive, fine-tuned": "clf_contrastive_finetuned",
             "auxiliary (classification + reconstruction)": "clf_auxiliary",
             "contrastive + FixMatch": "clf_contrastive_fixmatch"}
-ORACLE = "oracle (answer-key labels)"
-BASELINE = "plain CNN, 2,000 labels (baseline)"  # DESIGN §5: trained on every label, validation split included
-STACKING_MEMBERS = ("supervised CNN", "contrastive + linear head", "auxiliary (classification + reconstruction)")
+STACKING_MEMBERS = (SUPERVISED, CONTRASTIVE_PROBE, "auxiliary (classification + reconstruction)")
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def network_configs(settings, seed: int) -> dict[str, tuple[FinetuneConfig, bool
     base = finetune_config(settings, seed, settings.supervised_steps)
     pretrained = replace(base, backbone_lr_factor=settings.backbone_lr_factor)
     return {
-        "supervised CNN": (base, False, False),
+        SUPERVISED: (base, False, False),
         "contrastive, fine-tuned": (pretrained, True, False),
         "auxiliary (classification + reconstruction)": (replace(base, recon_weight=settings.recon_weight), False, True),
         "contrastive + FixMatch": (replace(pretrained, steps=settings.fixmatch_steps,
@@ -217,18 +216,18 @@ def catalogue(trained: dict[str, FitResult], pretrained: dict[str, torch.nn.Modu
     """Every candidate system: the trained networks, linear probes on the pretrained models, and a stacking
     ensemble whose meta-learner is fitted on the validation split (it reports its cross-validated accuracy)."""
     n = len(split.y_train)
-    used = {"supervised CNN": "none", "contrastive, fine-tuned": f"{n_unlabeled:,} (pretraining)",
+    used = {SUPERVISED: "none", "contrastive, fine-tuned": f"{n_unlabeled:,} (pretraining)",
             "auxiliary (classification + reconstruction)": f"{n_unlabeled:,}",
             "contrastive + FixMatch": f"{n_unlabeled:,} (pretraining, pseudo-labels)"}
     systems = {name: System(network_probabilities(result), n, used[name], count_parameters(result.model),
                             result.seconds) for name, result in trained.items()}
-    for name, key in (("autoencoder + linear head", "conv_ae"), ("VAE + linear head", "vae"),
-                      ("contrastive + linear head", "contrastive")):
+    for name, key in (("autoencoder + linear head", "conv_ae"), (VAE_PROBE, "vae"),
+                      (CONTRASTIVE_PROBE, "contrastive")):
         systems[name] = System(probe_probabilities(pretrained[key], split, seed), n, f"{n_unlabeled:,} (pretraining)",
                                count_parameters(pretrained[key]), None)
     members = [systems[name] for name in STACKING_MEMBERS]
     stacking = Stacking.fit([member.predict(split.x_val) for member in members], split.y_val, seed)
-    systems["stacking ensemble"] = System(
+    systems[STACKING] = System(
         lambda images: stacking.predict_proba([member.predict(images) for member in members]),
         n + len(split.y_val), "as its members", sum(member.parameters for member in members),
         sum(member.seconds or 0 for member in members))
@@ -273,7 +272,7 @@ def label_efficiency(ctx, split: Split, trained: dict[str, FitResult], contrasti
     FixMatch; shorter schedules than the main runs below the full split (lower bounds), the main runs at it."""
     settings = ctx.profile.classification
     configs = network_configs(settings, ctx.seed)
-    methods = {"supervised CNN": replace(configs["supervised CNN"][0], steps=settings.curve_steps),
+    methods = {SUPERVISED: replace(configs[SUPERVISED][0], steps=settings.curve_steps),
                "contrastive, fine-tuned": replace(configs["contrastive, fine-tuned"][0], steps=settings.curve_steps),
                "contrastive + FixMatch": replace(configs["contrastive + FixMatch"][0],
                                                  steps=settings.curve_fixmatch_steps)}
@@ -290,7 +289,7 @@ def label_efficiency(ctx, split: Split, trained: dict[str, FitResult], contrasti
                     config, architecture, split.x_train[subset], split.y_train[subset], split.x_val, split.y_val,
                     ctx.ws.checkpoints(ctx.profile.name, f"curve_{number}_{budget}"),
                     unlabeled=ctx.data.unlabeled if config.unlabeled_ratio else None,
-                    pretrained=contrastive if method != "supervised CNN" else None, device=ctx.device,
+                    pretrained=contrastive if method != SUPERVISED else None, device=ctx.device,
                     progress=False)
             label = method + (" (short)" if method == "contrastive + FixMatch" else "")
             rows.append({"labels": budget, "method": label,

@@ -119,5 +119,10 @@ def seeded_generator(seed: int, index: int, device: torch.device | str = "cpu", 
     """The generator of step (or epoch) `index` of a run seeded `seed`; `stream` separates independent
     streams of the same index. Seeds come from numpy's SeedSequence, so nearby arguments give unrelated streams."""
     g = torch.Generator(device=device)
-    g.manual_seed(int(np.random.SeedSequence([seed, stream, index]).generate_state(1, np.uint64)[0]))
+    g.manual_seed(derived_seed(seed, index, stream))
     return g
+
+
+def derived_seed(seed: int, index: int, stream: int = 0) -> int:
+    """The seed of step (or epoch) `index`, stream `stream`, of a run seeded `seed` (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1, np.uint64)[0])

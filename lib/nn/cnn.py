@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lib.nn.augment import AugmentConfig, augment, seeded_generator, to_float
-from lib.nn.train import Schedule, TrainResult, array_fingerprint, list_checkpoints, training_loop
+from lib.nn.augment import AugmentConfig, augment, to_float
+from lib.nn.train import EpochBatches, Schedule, TrainResult, array_fingerprint, list_checkpoints, training_loop
 
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -68,10 +68,10 @@ def train_plain_cnn(x: np.ndarray, y: np.ndarray, settings, folder: Path | str, 
     torch.manual_seed(seed)
     model = PlainCNN(int(labels.max()) + 1, settings.widths, settings.strides, settings.dropout)
 
+    batches = EpochBatches(len(images), batch, seed, device)
+
     def step_loss(model, step, g):
-        epoch, i = divmod(step, per_epoch)
-        order = torch.randperm(len(images), generator=seeded_generator(seed, epoch, stream=1)).to(device)
-        index = order[i * batch:(i + 1) * batch]
+        index = batches(step)
         logits = model(augment(to_float(images[index]), shift, g))
         return F.cross_entropy(logits, labels[index], label_smoothing=settings.label_smoothing), {}
 

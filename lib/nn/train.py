@@ -48,7 +48,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-from lib.nn.augment import NONE, AugmentConfig, augment, seeded_generator, to_float
+from lib.nn.augment import NONE, AugmentConfig, augment, derived_seed, seeded_generator, to_float
 from lib.nn.models import ModelConfig, build_model
 
 CHECKPOINT = re.compile(r"epoch_(\d+)\.pt$")
@@ -138,6 +138,23 @@ def make_optimizer(blocks: Iterable[tuple[Iterable[nn.Parameter], float]], lr: f
             if chosen:
                 groups.append({"params": chosen, "weight_decay": decay, "lr_factor": factor})
     return torch.optim.AdamW(groups, lr=lr)
+
+
+class EpochBatches:
+    """Indices of optimizer step `step`'s batch when every epoch is a fresh permutation of n items, seeded by
+    (seed, epoch); the images left over by the last full batch wait for the next epoch's permutation."""
+
+    def __init__(self, n: int, batch: int, seed: int, device: torch.device | str = "cpu"):
+        self.n, self.batch, self.seed, self.device = n, batch, seed, device
+        self.per_epoch = n // batch
+        self.epoch, self.order = None, None
+
+    def __call__(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self.epoch:
+            generator = seeded_generator(self.seed, epoch, stream=1)
+            self.epoch, self.order = epoch, torch.randperm(self.n, generator=generator).to(self.device)
+        return self.order[i * self.batch:(i + 1) * self.batch]
 
 
 def array_fingerprint(*arrays: np.ndarray) -> str:
@@ -289,6 +306,9 @@ def training_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, fol
         lr = lr_at(step, s.steps, s.warmup, s)
         for group, factor in zip(optimizer.param_groups, factors):
             group["lr"] = lr * factor
+        # layers that draw from torch's global generator (dropout) get a per-step seed too, so a resumed
+        # run repeats an uninterrupted one exactly
+        torch.manual_seed(derived_seed(s.seed, step, stream=2))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             loss, logs = step_loss(model, step, seeded_generator(s.seed, step, device))
         optimizer.zero_grad(set_to_none=True)
@@ -343,14 +363,10 @@ def train(model_config: ModelConfig, images: np.ndarray | torch.Tensor, cfg: Tra
     augment_cfg = cfg.augment or NONE
     torch.manual_seed(cfg.seed)
     model = build_model(model_config)
-    orders: dict[int, torch.Tensor] = {}
+    batches = EpochBatches(n, batch, cfg.seed, device)
 
     def step_loss(model, step, g):
-        epoch, i = divmod(step, per_epoch)
-        if epoch not in orders:
-            orders.clear()
-            orders[epoch] = torch.randperm(n, generator=seeded_generator(cfg.seed, epoch, stream=1)).to(device)
-        x = to_float(data[orders[epoch][i * batch:(i + 1) * batch]])
+        x = to_float(data[batches(step)])
         if x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         return model.loss(x, lambda v: augment(v, augment_cfg, g), g)

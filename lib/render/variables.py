@@ -14,9 +14,18 @@ import json
 from collections.abc import Callable
 
 from lib.errors import UserError
+from lib.experiments.names import (
+    BASELINE,
+    BASELINE_SCORE,
+    CONTRASTIVE_PROBE,
+    CONV_AE_SCORE,
+    ORACLE,
+    SUPERVISED,
+    VAE_PROBE,
+    VAE_SCORE,
+)
 
 SECTIONS: dict[str, Callable[[dict], dict | None]] = {}
-BASELINE_SCORE = "Mahalanobis, plain CNN features (baseline)"  # lib.experiments.anomaly.BASELINE
 
 
 def section(name: str):
@@ -88,15 +97,14 @@ def classification_variables(results: dict) -> dict | None:
         "accuracy_unlabeled": pct(value(chosen, "unlabeled")),
         "accuracy_rep2_clean": pct(value(chosen, "rep2_clean")),
         "accuracy_chosen_unlabeled": pct(value(run["chosen_model"], "unlabeled")),
-        "accuracy_oracle": pct(value("oracle (answer-key labels)", "rep2_clean")),
-        "accuracy_supervised": pct(value("supervised CNN", reference)),
-        "accuracy_vae": pct(value("VAE + linear head", reference)),
-        "accuracy_contrastive_probe": pct(value("contrastive + linear head", reference)),
-        "accuracy_baseline_unlabeled": pct(value("plain CNN, 2,000 labels (baseline)", "unlabeled")),
-        "accuracy_baseline_rep2_clean": pct(value("plain CNN, 2,000 labels (baseline)", "rep2_clean")),
+        "accuracy_oracle": pct(value(ORACLE, "rep2_clean")),
+        "accuracy_supervised": pct(value(SUPERVISED, reference)),
+        "accuracy_vae": pct(value(VAE_PROBE, reference)),
+        "accuracy_contrastive_probe": pct(value(CONTRASTIVE_PROBE, reference)),
+        "accuracy_baseline_unlabeled": pct(value(BASELINE, "unlabeled")),
+        "accuracy_baseline_rep2_clean": pct(value(BASELINE, "rep2_clean")),
         "versus_baseline": versus([value(chosen, "unlabeled"), value(chosen, "rep2_clean")],
-                                  [value("plain CNN, 2,000 labels (baseline)", "unlabeled"),
-                                   value("plain CNN, 2,000 labels (baseline)", "rep2_clean")]),
+                                  [value(BASELINE, "unlabeled"), value(BASELINE, "rep2_clean")]),
         "batch": str(run["settings"]["batch"]),
         "ece": pct(run["ece"]["value"]), "images_per_second": f"{run['images_per_second_cpu'][chosen]:,.0f}",
         "n_train": str(run["split"]["train"]), "n_val": str(run["split"]["validation"]),
@@ -124,8 +132,8 @@ def ood_variables(results: dict) -> dict | None:
         "precision_rep2": f"{rep2['at_threshold']['precision']:.3f}",
         "recall_rep2": f"{rep2['at_threshold']['recall']:.3f}",
         "macro_f1_rep2": f"{rep2['macro_f1']['value']:.3f}", "macro_f1_rep2_ci": interval(rep2["macro_f1"]["ci"]),
-        "auroc_vae_rep2": f"{rows['negative ELBO, VAE']['auroc_rep2']:.3f}",
-        "auroc_conv_ae_rep2": f"{rows['reconstruction error, convolutional AE']['auroc_rep2']:.3f}",
+        "auroc_vae_rep2": f"{rows[VAE_SCORE]['auroc_rep2']:.3f}",
+        "auroc_conv_ae_rep2": f"{rows[CONV_AE_SCORE]['auroc_rep2']:.3f}",
         "auroc_baseline_rep2": f"{rows[BASELINE_SCORE]['auroc_rep2']:.3f}",
         "ap_baseline_rep2": f"{rows[BASELINE_SCORE]['ap_rep2']:.3f}",
         "versus_baseline": versus([rep2["auroc"]["value"], rep2["average_precision"]["value"]],
