@@ -58,6 +58,7 @@ from lib.nn.finetune import (
 )
 from lib.nn.models import ModelConfig
 from lib.nn.train import TrainConfig, list_checkpoints, load_history, load_trained, pretraining_plan, train
+from lib.render import variables  # its `signed`: one formatter of signed differences
 
 # --------------------------------------------------------------------------- source data
 
@@ -275,17 +276,13 @@ def auroc_by_origin(scores, labels, origin=None, n_resamples: int = 1000, seed: 
     return out
 
 
-def _signed(x: float, digits: int) -> str:
-    """"+1.2" / "-0.3", and "+0.0" rather than "-0.0" for tiny negative numbers."""
-    return f"{round(x, digits) + 0.0:+.{digits}f}"
-
-
 def format_ci(result: dict, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
     """"97.3 [96.2, 98.3]" from {"value", "ci"} (scaled, e.g. to %; `signed` writes "+" on positive numbers)."""
     low, high = (scale * x for x in result["ci"])
     value = scale * result["value"]
     if signed:
-        return f"{_signed(value, digits)} [{_signed(low, digits)}, {_signed(high, digits)}]"
+        sign = variables.signed
+        return f"{sign(value, digits)} [{sign(low, digits)}, {sign(high, digits)}]"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 

@@ -211,7 +211,7 @@ def pretraining_variables(results: dict) -> dict | None:
 # --------------------------------------------------------------------------- words for differences (notebook 05)
 
 
-def _signed(x: float, digits: int) -> str:
+def signed(x: float, digits: int) -> str:
     """"+1.2" / "-0.3", and "+0.0" rather than "-0.0" for tiny negative numbers."""
     return f"{round(x, digits) + 0.0:+.{digits}f}"
 
@@ -230,8 +230,8 @@ def effect_word(difference: dict) -> str:
 def effect_phrase(difference: dict, unit: float = 100.0, what: str = "points", digits: int = 1) -> str:
     """E.g. "helps (+4.1 points, 95 % CI [+2.0, +6.3])", for a difference of accuracies in [0, 1]."""
     low, high = difference["ci"]
-    return (f"{effect_word(difference)} ({_signed(unit * difference['value'], digits)} {what}, "
-            f"95 % CI [{_signed(unit * low, digits)}, {_signed(unit * high, digits)}])")
+    return (f"{effect_word(difference)} ({signed(unit * difference['value'], digits)} {what}, "
+            f"95 % CI [{signed(unit * low, digits)}, {signed(unit * high, digits)}])")
 
 
 def ranking(entries: dict) -> str:
