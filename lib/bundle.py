@@ -1,35 +1,26 @@
-"""The deployed model: encoder, classifier and anomaly score in one TorchScript file.
+"""The deployed model: one network, its classifier, description and anomaly score, exported with torch.export.
 
 `FinalModel.forward(x)` takes uint8 images (n, 1, 32, 32) and returns
-`(logits (n, 5), anomaly_score (n,), embedding (n, d))`. Inputs are scaled to
-[0, 1] (x / 255), the input every encoder of lib/nn/models.py is trained on.
+`(logits (n, 5), anomaly_score (n,), description (n, 10))`; inputs are scaled
+to [0, 1] (x / 255), as in training (lib.nn.multihead).
 
-Classifier: `head(embedding)` logits, or, with `head=None`, the log-posterior
-of the class-conditional Gaussians (linear discriminant analysis).
+The anomaly score is a weighted sum of standardised evidence (`PARTS`):
+- the squared Mahalanobis distance to the nearest class mean (shared
+  precision matrix, lib.eval.ood.ClassGaussians) of the pooled features of
+  each of the three stages of the backbone and of the description;
+- the decoder's reconstruction error (mean squared error per pixel);
+- the mean intensity of the 2-pixel frame (every in-distribution image is a
+  28x28 article padded with zeros, so its frame is black).
+Each part is standardised by its mean and standard deviation on
+in-distribution training images (`part_mean`, `part_std`; the standard
+deviation of the frame, constant there, is floored at `STD_FLOOR`, one
+intensity level). `weights` (0 or 1 per part) selects the combination
+chosen on representative set 1; `threshold` was fixed there too.
 
-Anomaly score (`score_name`): one component, or several joined by "+", from
-- "mahalanobis": squared Mahalanobis distance to the nearest class mean with
-  the shared precision matrix (= lib.eval.ood.ClassGaussians.mahalanobis);
-- "knn": cosine distance to the k-th nearest of `knn_bank` embeddings
-  (= lib.eval.ood.KNNDistance);
-- "energy", "msp": from the logits (= lib.eval.ood.energy_score, msp_score).
-A single component is used as it is; several are combined like
-lib.eval.ood.combine_scores(how="mean"): each standardised by `score_stats`
-{name: (mean, std)} from in-distribution training images (lib.eval.ood.score_stats),
-then averaged. The threshold applies to this final score.
-
-`save_final_model` traces and freezes the model (TorchScript) into `model.pt`, writes
-`model.json` (threshold, class names, score name, embedding size, input
-format, profile); `load_final_model` needs neither training code nor this class.
-
-Typical use (notebook 04):
-
-    gaussians = ClassGaussians().fit(z_labeled, y_labeled, z_unlabeled=z_unlabeled)
-    model = FinalModel(encoder, head, gaussians.means_, gaussians.precision_)
-    _, scores_rep1, _ = lib.predict.run_model(model, rep1_x)  # the bundle's own scores
-    model.threshold = lib.eval.metrics.fit_threshold(scores_rep1, rep1_y == 5)
-    save_final_model(model, ws.checkpoints(profile, "final"), profile,
-                     extra={"threshold_selection": "best F1 on representative set 1"})
+`save_final_model` exports the model (`torch.export`, a dynamic batch size)
+into `model.pt2` and writes `model.json` (threshold, class names, parts and
+weights, input format, profile); `load_final_model` needs neither training
+code nor this class.
 """
 
 from __future__ import annotations
@@ -37,87 +28,114 @@ from __future__ import annotations
 import copy
 import json
 import math
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lib.data.replica import CLASS_NAMES
 from lib.errors import DataError
-from lib.eval.ood import knn_cosine_distance
 
-MODEL_FILE = "model.pt"
+MODEL_FILE = "model.pt2"
 META_FILE = "model.json"
-FORMAT_VERSION = 1
-SCORE_COMPONENTS = ("mahalanobis", "knn", "energy", "msp")
+FORMAT_VERSION = 2
+PARTS = ("stage 1 features", "stage 2 features", "stage 3 features", "description", "reconstruction error",
+         "frame intensity")
+FEATURE_PARTS = 4  # the first four parts are Mahalanobis distances
+FRAME = 2  # pixels of the black frame around every 28x28 article
+STD_FLOOR = 1.0 / 255  # one intensity level: a part constant on the training images is measured in these units
 
 
 def _tensor(values) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float32))
 
 
-class FinalModel(nn.Module):
-    def __init__(self, encoder: nn.Module, head: nn.Module | None, class_means, shared_precision,
-                 threshold: float = math.nan, score_name: str = "mahalanobis", class_log_priors=None,
-                 knn_bank=None, knn_k: int = 10, score_stats: dict | None = None,
-                 class_names: tuple[str, ...] = CLASS_NAMES):
-        super().__init__()
-        self.encoder, self.head = encoder, head
-        self.components = score_name.split("+")
-        unknown = [name for name in self.components if name not in SCORE_COMPONENTS]
-        if unknown:
-            raise ValueError(f"unknown score components {unknown}: choose from {SCORE_COMPONENTS}")
-        if "knn" in self.components and knn_bank is None:
-            raise ValueError("the 'knn' score needs knn_bank (the unlabeled embeddings)")
-        if len(self.components) > 1 and not score_stats:
-            raise ValueError("a combined score needs score_stats {name: (mean, std)} from training data")
-        self.score_name, self.threshold, self.class_names, self.knn_k = score_name, float(threshold), \
-            tuple(class_names), knn_k
-        means = _tensor(class_means)
-        self.register_buffer("class_means", means)
-        self.register_buffer("shared_precision", _tensor(shared_precision))
-        priors = np.full(len(means), -math.log(len(means))) if class_log_priors is None else class_log_priors
-        self.register_buffer("class_log_priors", _tensor(priors))
-        bank = torch.zeros(0, means.shape[1]) if knn_bank is None else _tensor(knn_bank)
-        self.register_buffer("knn_bank", nn.functional.normalize(bank, dim=1))
-        # one (mean, std) per component; a single component stays in its raw units
-        stats = [score_stats[name] if len(self.components) > 1 else (0.0, 1.0) for name in self.components]
-        self.register_buffer("score_mean", _tensor([mean for mean, _ in stats]))
-        self.register_buffer("score_std", _tensor([std for _, std in stats]))
+def frame_intensity(x: torch.Tensor) -> torch.Tensor:
+    """Mean of the outer FRAME pixels of images x (n, 1, h, w) in [0, 1]."""
+    inner = x[:, :, FRAME:-FRAME, FRAME:-FRAME]
+    return (x.sum(dim=(1, 2, 3)) - inner.sum(dim=(1, 2, 3))) / (x[0].numel() - inner[0].numel())
 
-    @property
-    def embedding_dim(self) -> int:
-        return int(self.class_means.shape[1])
+
+class FinalModel(nn.Module):
+    def __init__(self, network: nn.Module, gaussians: list, threshold: float = math.nan,
+                 weights=None, part_mean=None, part_std=None, class_names: tuple[str, ...] = CLASS_NAMES):
+        """`network`: a trained lib.nn.multihead.MultiHeadCNN; `gaussians`: four fitted ClassGaussians, one per
+        feature part (stages 1-3, description)."""
+        super().__init__()
+        if len(gaussians) != FEATURE_PARTS:
+            raise ValueError(f"need {FEATURE_PARTS} fitted class Gaussians (stages 1-3 and the description)")
+        self.network, self.threshold, self.class_names = network, float(threshold), tuple(class_names)
+        for i, g in enumerate(gaussians):
+            # whitened once here in float64: |(h - mu) L|^2 with precision = L L^T, so float32 inference never
+            # forms the quadratic form of a badly conditioned precision matrix (dead ReLU channels make one)
+            whiten = np.linalg.cholesky(g.precision_)
+            self.register_buffer(f"whiten{i}", _tensor(whiten))
+            self.register_buffer(f"centres{i}", _tensor(g.means_ @ whiten))
+        parts = len(PARTS)
+        self.register_buffer("weights", torch.zeros(parts))
+        self.set_weights(np.ones(parts) if weights is None else weights)
+        self.register_buffer("part_mean", _tensor(np.zeros(parts) if part_mean is None else part_mean))
+        self.register_buffer("part_std", _tensor(np.ones(parts) if part_std is None else part_std))
+
+    def _evidence(self, x: torch.Tensor, parts: tuple[int, ...]):
+        """(logits, standardised parts (n, len(parts)), description) of uint8 images; `parts`: indices into PARTS.
+        Only the parts asked for are computed (the export keeps this choice: `predict` skips the others)."""
+        x = x.float() / 255.0
+        stages, logits, z = self.network.outputs(x)
+        features = [*stages, z]
+        raw = []
+        for i in parts:
+            if i < FEATURE_PARTS:
+                diff = (features[i] @ getattr(self, f"whiten{i}"))[:, None, :] - getattr(self, f"centres{i}")[None]
+                raw.append(diff.pow(2).sum(dim=2).min(dim=1).values)
+            elif PARTS[i] == "reconstruction error":
+                raw.append((self.network.decoder(z) - x).pow(2).flatten(1).mean(dim=1))
+            else:
+                raw.append(frame_intensity(x))
+        index = list(parts)
+        return logits, (torch.stack(raw, dim=1) - self.part_mean[index]) / self.part_std[index], z
+
+    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, every standardised part (n, len(PARTS)), description) of uint8 images."""
+        return self._evidence(x, tuple(range(len(PARTS))))
+
+    def set_weights(self, weights) -> None:
+        """The weight of each part in the score; parts of weight 0 are not computed by `forward`."""
+        self.weights.copy_(_tensor(weights))
+        self.active = tuple(i for i, w in enumerate(np.asarray(weights, dtype=float)) if w)
 
     def forward(self, x: torch.Tensor):
-        z = self.encoder(x.float() / 255.0)
-        diff = z[:, None, :] - self.class_means[None]
-        squared = torch.einsum("ncd,de,nce->nc", diff, self.shared_precision, diff)
-        logits = self.head(z) if self.head is not None else torch.log_softmax(
-            -0.5 * squared + self.class_log_priors, dim=1)
-        parts = []
-        for name in self.components:  # fixed at construction: tracing keeps only the chosen components
-            if name == "mahalanobis":
-                parts.append(squared.min(dim=1).values)
-            elif name == "knn":
-                parts.append(knn_cosine_distance(self.knn_bank, z, self.knn_k))
-            elif name == "energy":
-                parts.append(-torch.logsumexp(logits, dim=1))
-            else:
-                parts.append(-torch.softmax(logits, dim=1).max(dim=1).values)
-        score = ((torch.stack(parts, dim=1) - self.score_mean) / self.score_std).mean(dim=1)
-        return logits, score, z
+        logits, parts, z = self._evidence(x, self.active)
+        return logits, parts @ self.weights[list(self.active)], z
+
+    def standardise_on(self, images: np.ndarray) -> FinalModel:
+        """Set part_mean and part_std from in-distribution training images (uint8); returns self."""
+        self.part_mean.zero_()
+        self.part_std.fill_(1.0)
+        raw = evidence_parts(self, images)
+        self.part_mean.copy_(_tensor(raw.mean(axis=0)))
+        floor = np.where(np.array(PARTS) == "frame intensity", STD_FLOOR, 1e-12)  # the frame is in intensity units
+        self.part_std.copy_(_tensor(np.maximum(raw.std(axis=0), floor)))
+        return self
+
+
+@torch.no_grad()
+def evidence_parts(model: FinalModel, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """(n, len(PARTS)) standardised evidence of uint8 images, exactly as the deployed score sums it."""
+    device = model.weights.device
+    chunks = [model.evidence(torch.as_tensor(images[start:start + batch_size]).to(device))[1].cpu().numpy()
+              for start in range(0, len(images), batch_size)]
+    return np.concatenate(chunks).astype(np.float64)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A deployed model: the TorchScript module and its metadata (model.json)."""
+    """A deployed model: the exported module and its metadata (model.json)."""
 
-    module: torch.jit.ScriptModule
+    module: nn.Module
     metadata: dict
 
     @property
@@ -129,40 +147,41 @@ class LoadedModel:
         return list(self.metadata["class_names"])
 
 
-@contextmanager
-def _quiet_jit():
-    """TorchScript is deprecated in recent PyTorch (a FutureWarning) but still the fastest format to load."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit.*")
-        yield
+def fuse_batch_norm(network: nn.Module) -> None:
+    """Fold every convolution + batch norm pair of the backbone into one convolution (inference only)."""
+    for stage in network.stages:
+        for block in stage:
+            conv, norm = block[0], block[1]
+            if isinstance(norm, nn.BatchNorm2d):
+                block[0], block[1] = fuse_conv_bn_eval(conv, norm), nn.Identity()
 
 
 def save_final_model(model: FinalModel, folder: Path | str, profile: str, extra: dict | None = None) -> Path:
-    """Trace `model` on CPU into folder/model.pt and write folder/model.json; return the folder."""
+    """Export `model` on CPU into folder/model.pt2 and write folder/model.json; return the folder."""
     if not math.isfinite(model.threshold):
         raise ValueError("set model.threshold (fixed on representative set 1) before saving")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()  # the caller's model may live on the GPU and keep training
+    fuse_batch_norm(model.network)
     examples = torch.randint(0, 256, (7, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    with _quiet_jit(), torch.no_grad():
-        # freezing folds batch norm into the convolutions and inlines the weights (~15 % faster on CPU)
-        traced = torch.jit.freeze(torch.jit.trace(model, examples[:4], check_trace=False))
-        # traced on 4 images, checked on 3 others: a graph tied to the batch size or to data-dependent
-        # branches would differ (cheaper than trace's own check_trace, which takes seconds)
-        for got, expected in zip(traced(examples[4:]), model(examples[4:])):
+    with torch.no_grad():
+        batch = torch.export.Dim("batch", min=1, max=1 << 20)
+        program = torch.export.export(model, (examples[:4],), dynamic_shapes=({0: batch},))
+        # exported on 4 images, checked on 3 others: a graph tied to the batch size would differ
+        for got, expected in zip(program.module()(examples[4:]), model(examples[4:])):
             if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
-                raise ValueError("the traced model differs from the model: does its encoder branch on data?")
-        traced.save(str(folder / MODEL_FILE))
+                raise ValueError("the exported model differs from the model")
+        torch.export.save(program, str(folder / MODEL_FILE))
     metadata = {
         "format_version": FORMAT_VERSION,
         "threshold": model.threshold,
         "anomaly_flag": "anomaly_score > threshold",
-        "score_name": model.score_name,
+        "score_parts": [name for name, w in zip(PARTS, model.weights.tolist()) if w],
         "class_names": list(model.class_names),
-        "embedding_dim": model.embedding_dim,
+        "embedding_dim": int(model.centres3.shape[1]),
         "input": {"dtype": "uint8", "shape": [1, 32, 32], "scaling": "x / 255"},
-        "outputs": ["logits (n, 5)", "anomaly_score (n,)", f"embedding (n, {model.embedding_dim})"],
+        "outputs": ["logits (n, 5)", "anomaly_score (n,)", f"description (n, {int(model.centres3.shape[1])})"],
         "profile": profile,
         "torch_version": torch.__version__,
         **(extra or {}),
@@ -187,11 +206,8 @@ def load_final_model(folder: Path | str) -> LoadedModel:
     if not math.isfinite(threshold) or not isinstance(names, list) or len(names) != len(CLASS_NAMES):
         raise DataError(f"{meta_path} is damaged: needs a finite threshold and {len(CLASS_NAMES)} class names")
     try:
-        with _quiet_jit():
-            module = torch.jit.load(str(model_path), map_location="cpu").eval()
-            # CPU-specific rewrites (oneDNN convolutions): ~10 % faster, so done at load rather than at save
-            module = torch.jit.optimize_for_inference(module)
-    except (RuntimeError, ValueError, OSError) as error:
+        module = torch.export.load(str(model_path)).module()
+    except Exception as error:  # noqa: BLE001 - torch.export raises many types for a damaged archive
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise DataError(f"{model_path} is not a readable TorchScript model: {first_line}") from None
+        raise DataError(f"{model_path} is not a readable exported model: {first_line}") from None
     return LoadedModel(module, metadata)

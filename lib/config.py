@@ -6,7 +6,8 @@ cores), `gpu` the default with CUDA (larger models, longer training, more seeds)
 
 A profile is a tree of frozen dataclasses, one branch per stage: `report`
 (bootstrap, maps), `pretraining` (notebook 02), `classification` (03),
-`anomaly` (04) and `transfer` (05); the augmentations are part of it. Each
+`baseline` and `model` (03: the plain CNN and the project's model), `anomaly`
+(04) and `transfer` (05); the augmentations are part of it. Each
 notebook prints its profile at the top (`describe`), each checkpoint folder
 stores the configuration it was trained with, and the report's hyperparameter
 table is read from here.
@@ -102,6 +103,28 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Model:
+    """The project's model (notebooks 03 and 04, lib.nn.multihead): the plain CNN's backbone with a classifier,
+    a ten-dimensional description and a decoder; supervised and self-trained variants with the same budget."""
+
+    widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128)
+    strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)
+    dropout: float = 0.3
+    description_dim: int = 10
+    steps: int = 450  # optimizer steps of every training run, supervised and self-trained alike (the same budget)
+    batch: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.3  # one-cycle: linear warm-up over this share of the steps, then cosine decay to 0
+    shift_pixels: int = 3  # random translations of up to this many pixels
+    hflip: float = 0.0  # flip probability: 0, as every shoe in the data points left
+    label_smoothing: float = 0.1
+    reconstruction_weight: float = 1.0  # decoder loss (the decoder sees the description with the gradient stopped)
+    pseudo_confidence: float = 0.8  # self-training: unlabeled images whose teacher softmax maximum reaches this
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of both variants; the teacher is the first seed's labels-only run
+
+
+@dataclass(frozen=True)
 class Anomaly:
     """Notebook 04: anomaly scores, fitted on in-distribution training data only."""
 
@@ -138,6 +161,7 @@ class Profile:
     pretraining: Pretraining = field(default_factory=Pretraining)
     classification: Classification = field(default_factory=Classification)
     baseline: Baseline = field(default_factory=Baseline)
+    model: Model = field(default_factory=Model)
     anomaly: Anomaly = field(default_factory=Anomaly)
     transfer: Transfer = field(default_factory=Transfer)
 
@@ -182,6 +206,7 @@ PROFILES = {
         classification=replace(CPU.classification, supervised_steps=20, fixmatch_steps=20, oracle_steps=20,
                                budgets=(50,), curve_steps=10, curve_fixmatch_steps=10, eval_every=10),
         baseline=replace(CPU.baseline, epochs=2),
+        model=replace(CPU.model, steps=10, seeds=(0, 1)),
         transfer=Transfer(source_images=600, source_steps=10, source_batch=64, contrastive_epochs=1, finetune_steps=10,
                           budgets=(50,), eval_images=600, eval_every=10)),
     "cpu": CPU,

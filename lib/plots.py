@@ -12,6 +12,19 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#d62728"]
 IMAGE_CMAP = "gray"
 
 
+TEXT_WIDTH_INCHES = 6.3  # the report's text width (A4, Typst's default margins): wider figures are scaled down
+MIN_PRINTED_POINTS = 7.0
+
+
+def enforce_min_font(fig, min_points: float = MIN_PRINTED_POINTS, width: float = TEXT_WIDTH_INCHES) -> None:
+    """Enlarge every text of `fig` that would print smaller than `min_points` once the figure is scaled to the
+    report's text width (a figure 10 inches wide prints at 63 %, so its 8-point labels would print at 5)."""
+    scale = min(1.0, width / fig.get_figwidth())
+    for text in fig.findobj(lambda artist: hasattr(artist, "get_fontsize") and hasattr(artist, "set_fontsize")):
+        if text.get_fontsize() * scale < min_points:
+            text.set_fontsize(min_points / scale)
+
+
 def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[str] | None = None,
                cell: float = 0.9, cmap: str = IMAGE_CMAP, titles: list[list[str]] | None = None):
     """One row of images per entry of `rows` (each (k, 1, 32, 32) or (k, 32, 32)), labelled on the left;
@@ -128,13 +141,19 @@ def label_efficiency(curve):
 
 def score_histograms(ax, scores: np.ndarray, is_anomaly: np.ndarray, threshold: float, label: str,
                      log: bool = False) -> None:
-    """Densities of an anomaly score for clean images and anomalies, with the threshold dashed."""
-    bins = np.geomspace(max(np.percentile(scores, 0.5), 1e-6), scores.max(), 40) if log else 40
+    """Densities of an anomaly score for clean images and anomalies, with the threshold dashed; `log`: a
+    symmetric log axis (linear within ±1), for scores whose anomalies reach hundreds of standard deviations."""
+    if log:  # bins equally spaced on the symmetric log axis
+        squash = np.sign(scores) * np.log1p(np.abs(scores))
+        grid = np.linspace(squash.min(), squash.max(), 41)
+        bins = np.sign(grid) * np.expm1(np.abs(grid))
+    else:
+        bins = 40
     ax.hist(scores[~is_anomaly], bins=bins, alpha=0.6, label="clean", density=True)
     ax.hist(scores[is_anomaly], bins=bins, alpha=0.6, label="anomaly", density=True)
     ax.axvline(threshold, color="k", ls="--", label="threshold (set 1)")
     if log:
-        ax.set_xscale("log")
+        ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel(f"anomaly score: {label}")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
@@ -304,7 +323,7 @@ def class_mean_std(images: np.ndarray, labels: np.ndarray, class_names):
     for c, name in enumerate(class_names):
         chosen = images[labels == c][:, 0].astype(np.float32)
         for row, (image, what, top) in enumerate(((chosen.mean(0), "mean", 255), (chosen.std(0), "std", 128))):
-            shown = axes[row, c].imshow(image, cmap="magma", vmin=0, vmax=top)
+            shown = axes[row, c].imshow(image, cmap=IMAGE_CMAP, vmin=0, vmax=top)
             axes[row, c].set_xticks([])
             axes[row, c].set_yticks([])
             axes[row, c].set_title(f"{name} {what}", fontsize=9)
@@ -403,4 +422,97 @@ def transfer_ood(budgets: list[int], by_budget: dict[str, list[dict]], by_kind: 
     right.set_ylabel(f"ROC AUC, set 1 ({budgets[-1]:,} labels)")
     right.grid(alpha=0.3, axis="y")
     fig.tight_layout()
+    return fig
+
+
+def model_diagram(widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128), description_dim: int = 10):
+    """The project's model as boxes and arrows: backbone stages, the three heads, and the six parts of the
+    anomaly score (dashed). Widths come from the configuration."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.3))  # prints at full size: 7.5-point text stays 7.5
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 41)
+    ax.axis("off")
+
+    def box(x, y, text, colour="#dde8f4", w=14, h=6.5):
+        ax.add_patch(plt.Rectangle((x - w / 2, y - h / 2), w, h, facecolor=colour, edgecolor="#333333", lw=0.8))
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
+
+    def arrow(x0, y0, x1, y1, dashed=False):
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(
+            arrowstyle="->", lw=0.8, color="#555555" if dashed else "#222222", linestyle="--" if dashed else "-"))
+
+    box(7, 34, "image\n1 x 32 x 32", "#eeeeee", w=12)
+    stages = [f"stage {i + 1}\n2 convs, {widths[2 * i]}-{widths[2 * i + 1]}\n{32 >> i}x{32 >> i} -> {16 >> i}x{16 >> i}"
+              for i in range(3)]
+    for i, text in enumerate(stages):
+        box(26 + 19 * i, 34, text, h=8, w=17.5)
+        arrow(13 if i == 0 else 26 + 19 * (i - 1) + 8.75, 34, 26 + 19 * i - 8.75, 34)
+    box(88, 34, f"pooled\n{widths[-1]}-d", w=11)
+    arrow(26 + 19 * 2 + 8.75, 34, 82.5, 34)
+    box(94.5, 20, "classifier\n5 logits", "#e3f1e0", w=10)
+    box(77, 20, f"description z, {description_dim}-d\n(+ 5-class head)", "#e3f1e0", w=18)
+    box(57, 20, "decoder\nz -> 32 x 32", "#e3f1e0", w=13)
+    arrow(91, 30.7, 93.5, 23.3)
+    arrow(86, 30.7, 80, 23.3)
+    arrow(68.5, 20, 63.5, 20, dashed=True)
+    box(44, 5, "anomaly score: sum of standardised parts chosen on set 1\n"
+               "Mahalanobis on stages 1-3 and on z  |  reconstruction error  |  frame intensity",
+        "#f8e5d6", w=76, h=7)
+    for x in (26, 45, 65.5):
+        arrow(x, 29.9, x if x < 60 else 64, 8.6, dashed=True)
+    arrow(77, 16.7, 74, 8.6, dashed=True)
+    arrow(57, 16.7, 57, 8.6, dashed=True)
+    arrow(7, 30.7, 12, 8.6, dashed=True)
+    ax.text(1, 39.5, "solid: forward pass; dashed: evidence for the anomaly score", fontsize=7.5, color="#555555")
+    fig.tight_layout()
+    return fig
+
+
+def detection_curves(scores: dict[str, np.ndarray], is_anomaly: np.ndarray, threshold_sets: dict[str, tuple],
+                     threshold: float):
+    """Left: ROC curves, middle: precision-recall curves of several scores on one set (the first is ours);
+    right: recall and false-positive rate of our score against its threshold on each set of `threshold_sets`
+    {label: (scores, is_anomaly)}, with the threshold fixed on set 1 (dashed)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fig, (roc, pr, rates) = plt.subplots(1, 3, figsize=(8.5, 3.2))
+    for i, (name, values) in enumerate(scores.items()):
+        fpr, tpr, _ = roc_curve(is_anomaly, values)
+        precision, recall, _ = precision_recall_curve(is_anomaly, values)
+        style = dict(color=PALETTE[i % len(PALETTE)], lw=1.8 if i == 0 else 1.0)
+        roc.plot(fpr, tpr, label=name, **style)
+        pr.plot(recall, precision, **style)
+    roc.plot([0, 1], [0, 1], color="#aaaaaa", lw=0.6, ls=":")
+    roc.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC, set 2")
+    pr.set(xlabel="recall", ylabel="precision", title="precision-recall, set 2", ylim=(0, 1.02))
+    roc.legend(fontsize=7, loc="lower right")
+    grid = np.quantile(np.concatenate([v for v, _ in threshold_sets.values()]), np.linspace(0.5, 0.995, 200))
+    for (label, (values, flags)), ls in zip(threshold_sets.items(), ("--", "-")):
+        rates.plot(grid, [(values[flags] > t).mean() for t in grid], color=PALETTE[0], ls=ls, label=f"recall, {label}")
+        rates.plot(grid, [(values[~flags] > t).mean() for t in grid], color=PALETTE[1], ls=ls,
+                   label=f"false-positive rate, {label}")
+    rates.axvline(threshold, color="black", lw=0.8, ls=":")
+    rates.set(xlabel="threshold (anomaly score)", ylabel="rate", title="threshold fixed on set 1 (dotted)")
+    rates.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def description_meaning(class_means: np.ndarray, decoded: np.ndarray, class_names):
+    """What the ten coordinates mean: left, the mean of each coordinate per class (standardised over all
+    images); right, the decoder's image at each class mean."""
+    fig = plt.figure(figsize=(10, 2.8))
+    heat = fig.add_axes([0.1, 0.2, 0.38, 0.68])
+    image = heat.imshow(class_means, cmap="RdBu_r", vmin=-np.abs(class_means).max(), vmax=np.abs(class_means).max(),
+                        aspect="auto")
+    heat.set(xticks=range(class_means.shape[1]), xticklabels=[f"z{i}" for i in range(class_means.shape[1])],
+             yticks=range(len(class_names)), yticklabels=class_names, xlabel="coordinate of the description",
+             title="class mean of each coordinate (standard deviations)")
+    fig.colorbar(image, ax=heat, fraction=0.05, pad=0.02)
+    for i, name in enumerate(class_names):
+        ax = fig.add_axes([0.58 + i * 0.083, 0.22, 0.078, 0.62])
+        ax.imshow(decoded[i, 0], cmap=IMAGE_CMAP, vmin=0, vmax=1)
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.text(0.78, 0.1, "decoded class means", ha="center", fontsize=9)
     return fig

@@ -43,6 +43,9 @@ class Workspace:
 
         Returns nothing, so a figure cell that ends with this call shows only the figure.
         """
+        from lib.plots import enforce_min_font  # imported here: matplotlib is not needed to read results
+
+        enforce_min_font(fig)
         fig.savefig(self.figures / f"{name}.png", dpi=150, bbox_inches="tight")
 
     def write_results(self, notebook: str, results: dict) -> Path:

@@ -32,14 +32,15 @@ import pandas as pd
 from IPython.display import Markdown
 
 from lib import plots
-from lib.bundle import load_final_model, save_final_model
+from lib.bundle import PARTS, load_final_model, save_final_model
 from lib.data import ANOMALY
+from lib.data.replica import CLASS_NAMES
 from lib.data.unseen import load_unseen_set
 from lib.eval import metrics, protocol
 from lib.eval.targets import TARGETS, targets_table
 from lib.experiments import anomaly, audit
 from lib.nn.cnn import load_plain_cnn
-from lib.nn.finetune import load_classifier
+from lib.nn.multihead import load_multihead, network_outputs
 from lib.nn.train import load_trained
 from lib.notebook import setup
 from lib.predict import run_model
@@ -50,66 +51,75 @@ checkpoint = lambda name: ctx.ws.checkpoints(ctx.profile.name, name)  # noqa: E7
 is_anomaly = {"rep1": data.rep1_y == ANOMALY, "rep2": data.rep2_y == ANOMALY}
 
 # %% [markdown]
-# ## The scores
+# ## The evidence and the scores
 #
-# The classifier chosen in notebook 03 gives the ten-dimensional embedding $z$
-# and the logits. On $z$ we fit five class-conditional Gaussians with one shared
-# covariance $\Sigma$ (means $\mu_k$ from the labeled images, refitted once with the
-# unlabeled images whose posterior exceeds `anomaly.posterior_refit`). Its anomaly
-# score is the squared Mahalanobis distance to the nearest class mean,
-# $s_{\mathrm{Maha}}(x) = \min_k (z-\mu_k)^\top \Sigma^{-1} (z-\mu_k)$: in-distribution
-# images lie close to one of the five modes, foreign ones between or outside
-# them. The other scores are the baselines and the common detectors: the
-# reconstruction error of three autoencoders, the VAE's negative ELBO, maximum
-# softmax probability and energy of the classifier, the cosine distance to the
-# $k$-th nearest unlabeled image in the contrastive and in the fine-tuned
-# embedding, and the negative log-density of a five-component Gaussian mixture.
-# The plain CNN of notebook 03 (the baseline) scores by the Mahalanobis distance
-# of its pooled 128-d features.
+# The project's model (notebook 03's chosen variant) gives six pieces of
+# evidence per image (`lib.bundle.PARTS`): the squared Mahalanobis distance to
+# the nearest class mean, $\min_k (f-\mu_k)^\top \Sigma^{-1} (f-\mu_k)$, of
+# the pooled features $f$ of each of the backbone's three stages and of the
+# ten-dimensional description (class means and shared covariance from the
+# labeled images and the unlabeled ones with the network's labels); the
+# decoder's reconstruction error; and the mean intensity of the 2-pixel frame,
+# black in every in-distribution image. Each part is standardised by its mean
+# and standard deviation on the unlabeled images. A score is a sum of
+# standardised parts. The other scores are the neighbouring systems': three
+# autoencoders' reconstruction errors, the VAE's negative ELBO, the cosine
+# distance to the $k$-th nearest unlabeled image in the contrastive embedding,
+# the plain CNN's Mahalanobis distance (the baseline), and the maximum softmax
+# probability and energy of our own classifier.
 
 # %%
-classifier_folder = ctx.ws.read_results("03_classification")["final_network_checkpoint"]
-classifier = load_classifier(checkpoint(classifier_folder), ctx.device)
-scores, fitted = anomaly.score_catalogue(
-    ctx, classifier, load_trained(checkpoint("contrastive"), ctx.device),
+classification = ctx.ws.read_results("03_classification")
+networks = {int(s): load_multihead(checkpoint(folder), ctx.device)
+            for s, folder in classification["model_checkpoints"].items()}
+first_seed = min(networks)
+model = anomaly.fit_evidence(networks[first_seed], data)
+sets = {"rep1": data.rep1_x, "rep2": data.rep2_x}
+parts, ours = anomaly.combination_scores(model, sets)
+scores = {**ours, **anomaly.reference_scores(
+    ctx, load_trained(checkpoint("contrastive"), ctx.device),
     {label: load_trained(checkpoint(name), ctx.device) for label, name in anomaly.AUTOENCODERS.items()},
-    load_trained(checkpoint("vae"), ctx.device), load_plain_cnn(checkpoint("baseline_cnn"), ctx.device))
+    load_trained(checkpoint("vae"), ctx.device), load_plain_cnn(checkpoint("baseline_cnn"), ctx.device),
+    networks[first_seed])}
 
 # %% [markdown]
-# ## Choosing the score on representative set 1
+# ## Choosing the combination on representative set 1
 #
-# Rule: the deployable score (one the complete model computes from its embedding
-# and logits) with the highest ROC AUC on representative set 1 (ties: average
-# precision). Set 2's columns are the final evaluation of every score, computed
-# after the choice and shown for comparison only.
+# Rule: among the combinations of our evidence (`anomaly.COMBINATIONS`: each
+# part alone, the features of every depth, the deepest features with the pixel
+# evidence, every part), the one with the highest ROC AUC on representative
+# set 1 (ties: average precision). Set 2's columns are the final evaluation of
+# every score, computed after the choice and shown for comparison only.
 
 # %%
-chosen = protocol.choose_score(scores, is_anomaly, list(anomaly.DEPLOYABLE))
+chosen = protocol.choose_score(scores, is_anomaly, list(anomaly.COMBINATIONS))
 comparison = pd.DataFrame(protocol.score_table(scores, is_anomaly))
 print("chosen on set 1:", chosen)
 
 # %%
 #| label: tbl-ood-scores
-#| tbl-cap: "Anomaly scores, all fitted on in-distribution training data only. Set 1 (validation) chooses the score: the deployable one with the highest ROC AUC (marked); set 2 is the final test, shown for every score after the choice. AP: average precision (anomaly = positive); FPR95: false-positive rate at 95 % true-positive rate."
+#| tbl-cap: "Anomaly scores, all fitted on in-distribution training data only. Set 1 (validation) chooses among our combinations (the one with the highest ROC AUC, marked); set 2 is the final test, shown for every score after the choice. AP: average precision (anomaly = positive); FPR95: false-positive rate at 95 % true-positive rate."
 shown = comparison.assign(score=[s + (" (chosen)" if s == chosen else "") for s in comparison["score"]],
-                          deployable=["yes" if s in anomaly.DEPLOYABLE else "no" for s in comparison["score"]])
-Markdown(shown[["score", "deployable", "auroc_rep1", "ap_rep1", "fpr95_rep1", "auroc_rep2", "ap_rep2"]].rename(
+                          source=["ours" if s in anomaly.COMBINATIONS else "reference" for s in comparison["score"]])
+Markdown(shown[["score", "source", "auroc_rep1", "ap_rep1", "fpr95_rep1", "auroc_rep2", "ap_rep2"]].rename(
     columns={"auroc_rep1": "AUROC set 1", "ap_rep1": "AP set 1", "fpr95_rep1": "FPR95 set 1",
              "auroc_rep2": "AUROC set 2", "ap_rep2": "AP set 2"}).to_markdown(index=False, floatfmt=".3f"))
 
 # %% [markdown]
 # ## The complete model
 #
-# One network serves the three tasks: the encoder maps an image to its
-# ten-dimensional description, the cosine head classifies it, and the chosen
-# score says whether it belongs to the data at all. The threshold maximises the
-# anomaly F1 on representative set 1. The bundle is saved as one file for
-# `python -m lib predict`, which needs no training code.
+# One network serves the three tasks: its classifier labels the image, its
+# ten-dimensional description places it among the five modes, and the chosen
+# sum of evidence says whether it belongs to the data at all. The threshold
+# maximises the anomaly F1 on representative set 1. The bundle is exported
+# (`torch.export`) into one file for `python -m lib predict`, which needs no
+# training code.
 
 # %%
-final = anomaly.complete_model(classifier, fitted, scores, chosen, data.rep1_x, is_anomaly["rep1"])
+final = anomaly.deploy(model, chosen, ours[chosen]["rep1"], is_anomaly["rep1"])
 final_folder = save_final_model(final, checkpoint("final"), ctx.profile.name, extra={
-    "score": chosen, "threshold_rule": "best anomaly F1 on representative set 1", "classifier": classifier_folder})
+    "score": chosen, "threshold_rule": "best anomaly F1 on representative set 1",
+    "network": classification["model_checkpoints"][str(first_seed)]})
 print(f"threshold {final.threshold:.4g}; saved to {final_folder}")
 
 # %% [markdown]
@@ -141,11 +151,22 @@ Markdown(pd.DataFrame([
 ], columns=["metric on set 2", "value [95 % interval]", "target"]).to_markdown(index=False))
 
 # %%
+#| label: fig-ood-curves
+#| fig-cap: "Detection on representative set 2 (final test). Left and middle: ROC and precision-recall curves of the complete model's score (thick) against the plain CNN's Mahalanobis score (the baseline), the VAE's negative ELBO and the convolutional autoencoder's reconstruction error. Right: recall (blue) and false-positive rate (orange) of the complete model's score against the threshold, on set 1 (dashed) and set 2 (solid); the dotted line is the threshold fixed on set 1. Where the dashed and solid curves agree, the threshold carries over from set 1 to set 2."
+rep1_scores = run_model(deployed.module, data.rep1_x)[1]
+fig = plots.detection_curves(
+    {f"ours ({chosen})": rep2_scores, "plain CNN (baseline)": scores[anomaly.BASELINE_SCORE]["rep2"],
+     "VAE, negative ELBO": scores[anomaly.VAE_SCORE]["rep2"], "conv. autoencoder": scores[anomaly.CONV_AE_SCORE]["rep2"]},
+    is_anomaly["rep2"], {"set 1": (rep1_scores, is_anomaly["rep1"]), "set 2": (rep2_scores, is_anomaly["rep2"])},
+    deployed.threshold)
+ctx.ws.save_figure(fig, "04_detection_curves")
+plt.show()
+
+# %%
 #| label: fig-ood-end-to-end
-#| fig-cap: "End to end on representative set 2. Left: distribution of the chosen anomaly score for clean images and anomalies, with the threshold fixed on set 1 (dashed). Right: six-class confusion matrix (rows: true, % of the row)."
-fig = plots.end_to_end(rep2_scores, is_anomaly["rep2"], deployed.threshold, deployed.metadata["score_name"],
-                       metrics.confusion_matrix(data.rep2_y, final_eval["six_class"], 6),
-                       log=deployed.metadata["score_name"] == "mahalanobis")
+#| fig-cap: "End to end on representative set 2. Left: distribution of the chosen anomaly score for clean images and anomalies (symmetric log axis, linear between -1 and 1), with the threshold fixed on set 1 (dashed). Right: six-class confusion matrix (rows: true, % of the row)."
+fig = plots.end_to_end(rep2_scores, is_anomaly["rep2"], deployed.threshold, chosen,
+                       metrics.confusion_matrix(data.rep2_y, final_eval["six_class"], 6), log=True)
 ctx.ws.save_figure(fig, "04_end_to_end")
 plt.show()
 
@@ -162,6 +183,24 @@ plt.show()
 kind = anomaly.origins(key, "rep2", len(data.rep2_y)) if key is not None else None
 breakdown = anomaly.breakdown_by_origin(rep2_scores, rep2_flag, kind) if key is not None else pd.DataFrame()
 Markdown(breakdown.to_markdown(index=False, floatfmt=("", "", ".0f", ".3f")) if key is not None
+         else "The original data has no answer key: the breakdown by origin is skipped.")
+
+# %% [markdown]
+# ## What each part of the evidence catches
+#
+# The same origins, scored by each part alone, by the chosen combination and by
+# the plain CNN's score: where the deep features are blind (corruptions that
+# keep the article recognisable), the pixel evidence sees, and the reverse for
+# foreign articles.
+
+# %%
+#| label: tbl-ood-parts
+#| tbl-cap: "ROC AUC on representative set 2 of each origin of anomaly against all clean images (answer key), for each part of the evidence alone, the chosen combination and the plain CNN's Mahalanobis score (baseline). Stage 1-3: Mahalanobis distance of the pooled features of each stage of the backbone; description: of the ten-dimensional description; reconstruction: the decoder's error; frame: mean intensity of the 2-pixel frame."
+part_columns = dict(zip(PARTS, ("stage 1", "stage 2", "stage 3", "description", "reconstruction", "frame")))
+by_part = {**{short: ours[part]["rep2"] for part, short in part_columns.items()}, "chosen": rep2_scores,
+           "baseline": scores[anomaly.BASELINE_SCORE]["rep2"]}
+parts_table = anomaly.origin_auroc(by_part, kind) if key is not None else pd.DataFrame()
+Markdown(parts_table.to_markdown(index=False, floatfmt=".3f") if key is not None
          else "The original data has no answer key: the breakdown by origin is skipped.")
 
 # %%
@@ -236,9 +275,39 @@ plt.show()
 # %%
 predict_seconds = anomaly.time_predict(final_folder, np.resize(data.unlabeled, (ctx.profile.anomaly.predict_images,
                                                                                 1, 32, 32)))
-description = (anomaly.description_quality(fitted["z"]["unlabeled"], key["unlabeled_class"], ctx.profile.bootstrap,
-                                           seed) if key is not None else None)
+unlabeled_z = network_outputs(networks[first_seed], data.unlabeled)["z"]
+description = (anomaly.description_quality(unlabeled_z, key["unlabeled_class"], ctx.profile.bootstrap, seed)
+               if key is not None else None)
 print(f"predict on {ctx.profile.anomaly.predict_images:,} images: {predict_seconds:.1f} s; description: {description}")
+
+# %% [markdown]
+# ## Over training seeds
+#
+# The whole complete model (evidence fitted, the chosen combination, its
+# threshold on set 1) rebuilt from the network of every seed of notebook 03,
+# and measured on set 2 and the unlabeled images without bootstrap: the spread
+# that training randomness alone causes.
+
+# %%
+#| label: tbl-ood-seeds
+#| tbl-cap: "The complete model over training seeds: ROC AUC, average precision and FPR95 on representative set 2, six-class macro-F1 on set 2 and k-means accuracy of the description on the unlabeled images; mean and standard deviation over the seeds."
+per_seed = {s: anomaly.seed_metrics(network, data, chosen, is_anomaly, key) for s, network in networks.items()}
+seed_table = pd.DataFrame(per_seed).T
+Markdown(anomaly.seed_summary(seed_table).to_markdown(index=False))
+
+# %% [markdown]
+# ## What the ten coordinates mean
+#
+# Each coordinate's mean over the labeled images of each class, in standard
+# deviations of that coordinate over the unlabeled images, and the decoder's
+# image at each class mean.
+
+# %%
+#| label: fig-description
+#| fig-cap: "The ten-dimensional description. Left: mean of each coordinate over the labeled images of each class, in standard deviations of the coordinate over the unlabeled images; every class has its own signature of coordinates. Right: the decoder's image at each class's mean description."
+fig = plots.description_meaning(*anomaly.description_meaning(networks[first_seed], data), CLASS_NAMES)
+ctx.ws.save_figure(fig, "04_description")
+plt.show()
 
 # %%
 summary = {f"ood.{name}.rep2": final_eval[name]["value"] for name in ("auroc", "average_precision", "fpr_at_95_tpr")}
@@ -252,12 +321,18 @@ for name, metric in (("auroc", metrics.auroc), ("average_precision", metrics.ave
     summary.update({f"baseline.ood.{name}.rep2": baseline["value"], f"baseline.ood.{name}.rep2_ci": baseline["ci"]})
 if unseen is not None:
     summary["ood.unseen_kinds.min_auroc"] = float(unseen["ROC AUC vs clean"].min())
+    summary["ood.unseen_kinds.noise_flagged"] = float(unseen.set_index("kind").loc["uniform noise", "flagged (%)"]) / 100
 if description:  # keys as DESIGN §8 names them: embedding.kmeans_accuracy.unlabeled(_ci), embedding.nmi...
     summary.update({f"embedding.{name.removesuffix('_ci')}.unlabeled{'_ci' if name.endswith('_ci') else ''}": value
                     for name, value in description.items()})
+for name, column in anomaly.SEED_KEYS.items():
+    if column in seed_table and seed_table[column].notna().all():
+        summary[f"seeds.{name}_mean"] = float(seed_table[column].mean())
+        summary[f"seeds.{name}_std"] = float(seed_table[column].std(ddof=1))
 ctx.ws.update_summary(summary)
 ctx.ws.write_results("04_ood_scoring", {
-    "chosen_score": chosen, "score_name": deployed.metadata["score_name"], "classifier": classifier_folder,
+    "chosen_score": chosen, "parts": list(PARTS), "network": classification["model_checkpoints"][str(first_seed)],
+    "parts_by_origin": parts_table.to_dict(orient="records"), "per_seed": seed_table.reset_index(names="seed").to_dict(orient="records"),
     "threshold": deployed.threshold, "comparison": comparison.to_dict(orient="records"),
     "rep2": {name: value for name, value in final_eval.items() if name != "six_class"},
     "breakdown": breakdown.to_dict(orient="records"), "hardness_spearman": correlations,
@@ -277,14 +352,13 @@ ctx.ws.write_results("04_ood_scoring", {
 # %%
 #| label: tbl-systems
 #| tbl-cap: "All systems on the same data in one run. k-means: accuracy (%) of five k-means clusters of the ten-dimensional description on the unlabeled images (Hungarian matching, answer key); accuracy: classification accuracy (%) on the unlabeled images; AUROC: anomaly detection on representative set 2 with the system's own score. A dash: the system does not provide it."
-classification = ctx.ws.read_results("03_classification")
-ours = (f"ours: {classification['final_network']} + {chosen}", description and description["kmeans_accuracy"],
+ours_row = (f"ours: {classification['final_network']}, {chosen}", description and description["kmeans_accuracy"],
         classification["accuracy"][classification["final_network"]].get("unlabeled", {}).get("value"),
         final_eval["auroc"]["value"])
 Markdown(anomaly.systems_table(ctx.ws.read_results("02_pretraining"), classification,
-                               comparison.set_index("score")["auroc_rep2"].to_dict(), ours).to_markdown(index=False))
+                               comparison.set_index("score")["auroc_rep2"].to_dict(), ours_row).to_markdown(index=False))
 
 # %%
 #| label: tbl-targets
-#| tbl-cap: "The numbers to reach (design brief) against this run, with 95 % bootstrap intervals where they apply; 'met' compares the point estimate with the target."
+#| tbl-cap: "The project's own targets, set in its design document before any run (DESIGN.md, section 6), against this run, with 95 % bootstrap intervals where they apply; 'met' compares the point estimate with the target."
 Markdown(targets_table(ctx.ws.read_results("summary"), predict_seconds).to_markdown(index=False))

@@ -43,7 +43,9 @@ def test_settings_table_has_one_row_per_stage_with_every_setting():
 
     profile = PROFILES["cpu"]
     rows = {row["stage"]: row["settings"] for row in settings_table(profile)}
-    assert list(rows)[0] == "run" and len(rows) == 7
+    assert list(rows)[0] == "run" and len(rows) == 8
     for setting in fields(profile.classification):
         assert setting.name.replace("_", " ") + " " in rows["classification"]
     assert "(shift 0.08, scale (0.9, 1.1)" in rows["classification"]  # the weak augmentation's strengths
+    for setting in fields(profile.model):
+        assert setting.name.replace("_", " ") + " " in rows["model"]

@@ -36,12 +36,6 @@ def test_class_gaussians_with_pseudo_labels(blobs):
     assert model.predict(near).tolist() == [0, 1]
 
 
-def test_mixture_density(blobs):
-    z, y, near, far = blobs
-    mixture = ood.GaussianMixtureDensity(n_components=2).fit(z, labeled_z=z, labeled_y=y)
-    assert mixture.score(far).min() > mixture.score(near).max()
-
-
 def test_knn_distance(blobs):
     z, _, near, far = blobs
     knn = ood.KNNDistance(k=5).fit(z)
@@ -64,16 +58,3 @@ def test_logit_scores_signs():
     assert ood.energy_score(confident)[0] < ood.energy_score(unsure)[0]
     assert ood.msp_score(unsure)[0] == pytest.approx(-0.2)
     assert ood.energy_score(unsure)[0] == pytest.approx(-np.log(5))
-
-
-def test_combine_scores():
-    rng = np.random.default_rng(2)
-    train = {"a": rng.normal(0, 1, 1000), "b": rng.normal(100, 10, 1000)}
-    test = {"a": np.array([0.0, 3.0]), "b": np.array([100.0, 130.0])}
-    combined = ood.combine_scores(train, test)
-    assert combined[0] == pytest.approx(0.0, abs=0.1) and combined[1] == pytest.approx(3.0, abs=0.2)
-    assert ood.combine_scores(train, {"a": np.array([5.0]), "b": np.array([100.0])}, how="max")[0] > 4.5
-    with pytest.raises(ValueError, match="differ"):
-        ood.combine_scores(train, {"a": np.zeros(2)})
-    with pytest.raises(ValueError, match="constant"):
-        ood.combine_scores({"a": np.ones(5)}, {"a": np.ones(2)})

@@ -105,7 +105,7 @@ def test_results_summary_and_report_variables_match_the_committed_keys():
     summary = pre.summary(results, answer_key=True)
     assert summary["embedding.dim"] == 10 and len(summary["embedding.kmeans_accuracy.unlabeled_ci"]) == 2
     assert pre.summary(results, answer_key=False) == {}
-    assert "k-means target 97 %" in pre.conclusion(results)
+    assert "k-means target 98 %" in pre.conclusion(results)
 
     assert pretraining_variables({}) is None
     values = pretraining_variables({"02_pretraining": results})

@@ -30,15 +30,15 @@ def test_every_choice_is_unchanged_when_set_2_is_scrambled():
     rng = np.random.default_rng(1)
     scrambled = {**flags, "rep2": rng.permutation(flags["rep2"])}
     shuffled_scores = {name: {**by_set, "rep2": rng.permutation(by_set["rep2"])} for name, by_set in scores.items()}
-    accuracy = {"x": {"validation": {"value": 0.9}, "rep2_clean": {"value": 0.5}},
-                "y": {"validation": {"value": 0.8}, "rep2_clean": {"value": 0.99}}}
-    scrambled_accuracy = {name: {**by_set, "rep2_clean": {"value": 1.0 - by_set["rep2_clean"]["value"]}}
+    accuracy = {"x": {"rep1_clean": [0.98, 0.981], "rep2_clean": [0.5, 0.5]},
+                "y": {"rep1_clean": [0.97, 0.971], "rep2_clean": [0.99, 0.99]}}
+    scrambled_accuracy = {name: {**by_set, "rep2_clean": [1.0 - v for v in by_set["rep2_clean"]]}
                           for name, by_set in accuracy.items()}
     for test_scores, test_flags, test_accuracy in ((scores, flags, accuracy),
                                                    (shuffled_scores, scrambled, scrambled_accuracy)):
         assert protocol.choose_score(test_scores, test_flags, ["a", "b", "c"]) == "b"
         assert protocol.fix_threshold(test_scores["b"], test_flags) == protocol.fix_threshold(scores["b"], flags)
-        assert protocol.choose_classifier(test_accuracy, ["x", "y"]) == "x"
+        assert protocol.choose_variant(test_accuracy, "y", "x") == "x"
     # ... while the final evaluation on set 2 does see the scrambling
     honest = protocol.final_evaluation(scores["c"]["rep2"], flags["rep2"], np.zeros(220, int), np.zeros(220, int),
                                        0.0, n_resamples=50, seed=0)
@@ -47,11 +47,16 @@ def test_every_choice_is_unchanged_when_set_2_is_scrambled():
     assert honest["auroc"]["value"] > 0.95 > broken["auroc"]["value"]
 
 
-def test_choose_classifier_needs_validation_and_breaks_ties_by_order():
-    accuracy = {"x": {"validation": {"value": 0.9}}, "y": {"validation": {"value": 0.9}}}
-    assert protocol.choose_classifier(accuracy, ["y", "x"]) == "y"
-    with pytest.raises(ValueError, match="no validation accuracy"):
-        protocol.choose_classifier({"x": {"rep2_clean": {"value": 1.0}}}, ["x"])
+def test_choose_variant_needs_more_than_the_seed_spread():
+    def choose(simple, rich):
+        return protocol.choose_variant({"labels only": {"rep1_clean": simple}, "self-trained": {"rep1_clean": rich}},
+                                       "labels only", "self-trained")
+
+    assert choose([0.970, 0.972, 0.974], [0.980, 0.981, 0.982]) == "self-trained"
+    # ahead by 0.001 with a spread of 0.002: a tie, so the simpler variant stays
+    assert choose([0.970, 0.972, 0.974], [0.971, 0.973, 0.975]) == "labels only"
+    assert choose([0.97], [0.99]) == "labels only"  # one seed: no spread to beat
+    assert choose([0.98, 0.98], [0.97, 0.97]) == "labels only"
 
 
 def test_final_evaluation_counts_flags_and_six_classes():
@@ -87,13 +92,17 @@ def test_breakdown_by_origin_and_failure_cases():
 def test_targets_table_judges_point_estimates():
     summary = {"classification": {"accuracy": {"unlabeled": 0.99, "unlabeled_ci": [0.98, 0.995],
                                                "rep2_clean": 0.97, "oracle_rep2_clean": 0.98}},
-               "ood": {"auroc": {"rep2": 0.9}}}
+               "ood": {"auroc": {"rep2": 0.9}}, "baseline": {"ood": {"auroc": {"rep2": 0.85}},
+                                                            "accuracy": {"rep2_clean": 0.975}}}
     table = targets_table(summary, predict_seconds=4.0).set_index("quantity")
     assert table.loc["accuracy, 26,000 unlabeled images", "met"] == "yes"
     assert table.loc["accuracy, clean part of set 2", "met"] == "no"
     assert table.loc["ROC AUC, set 2", "met"] == "no"
     assert table.loc["gap to the oracle, clean set 2 (points)", "this run"] == "1.00"
     assert "six-class macro-F1, set 2" not in table.index  # not produced: left out, never a placeholder
+    assert table.loc["ROC AUC above the plain baseline, set 2", "met"] == "yes"
+    assert table.loc["accuracy above the plain baseline, clean set 2", "met"] == "no"
+    assert "average precision above the plain baseline, set 2" not in table.index
 
 
 def test_report_variables_come_from_results(tmp_path):

@@ -356,7 +356,7 @@ def test_gains_tables_curves_results_and_report_variables():
     assert variables["gain_digits_small"] == effect_phrase(gains[("digits", 10)])
     assert variables["auroc_gain_digits_foreign"] == effect_phrase(auroc_gain[("digits", "foreign", 30)], unit=1,
                                                                    what="AUROC", digits=3)
-    assert variables["in_domain_status"] == "not available (notebook 02 had not run)"
+    assert variables["in_domain_status"] == "not available: its pretraining had not run"
     assert variables["acc_in_domain_small"] == variables["gain_in_domain_large"] == "n/a"
     assert variables["n_foreign_supervised"] == "23,400" and variables["heldout_foreign"] == "76.9"
     assert variables["finetuned_rank_large"].startswith(transfer.SOURCE_NAMES["digits"])  # the best source first

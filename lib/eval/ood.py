@@ -8,15 +8,11 @@ the threshold (lib/eval/metrics.py), representative set 2 only tests.
 - `ClassGaussians`: one Gaussian per class with a shared covariance (linear
   discriminant analysis). Score: the squared Mahalanobis distance to the
   nearest class mean; it also classifies (posterior over the five classes).
-- `GaussianMixtureDensity`: a five-component full-covariance Gaussian mixture
-  (scikit-learn) of the training embeddings. Score: negative log-density.
 - `KNNDistance`: cosine distance from an L2-normalised embedding to its k-th
   nearest unlabeled training embedding (Sun et al. 2022, "deep nearest
   neighbours").
 - `msp_score`, `energy_score`: from classifier logits.
 - Reconstruction error and negative ELBO come from lib/nn/models.py as arrays.
-- `combine_scores`: standardise each score by its mean and standard deviation
-  on in-distribution training images, then average (or take the maximum).
 """
 
 from __future__ import annotations
@@ -86,32 +82,6 @@ class ClassGaussians:
         return self.log_posterior(z).argmax(axis=1)
 
 
-class GaussianMixtureDensity:
-    """Full-covariance Gaussian mixture of training embeddings; score = negative log-density.
-
-    With labeled embeddings, the components start at the class means, so
-    component c tends to stay the mode of class c.
-    """
-
-    def __init__(self, n_components: int = 5, seed: int = 0, reg_covar: float = 1e-6):
-        self.n_components, self.seed, self.reg_covar = n_components, seed, reg_covar
-
-    def fit(self, z, labeled_z=None, labeled_y=None):
-        # imported here: `predict` loads this module (for knn_cosine_distance) and needs no scikit-learn
-        from sklearn.mixture import GaussianMixture
-
-        means_init = None
-        if labeled_z is not None:
-            labeled_z, labeled_y = _float64(labeled_z), np.asarray(labeled_y)
-            means_init = np.stack([labeled_z[labeled_y == c].mean(axis=0) for c in range(self.n_components)])
-        self.mixture_ = GaussianMixture(self.n_components, covariance_type="full", means_init=means_init,
-                                        reg_covar=self.reg_covar, random_state=self.seed).fit(_float64(z))
-        return self
-
-    def score(self, z) -> np.ndarray:
-        return -self.mixture_.score_samples(_float64(z))
-
-
 def knn_cosine_distance(bank: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
     """1 - cosine similarity of each row of z to its k-th most similar row of the L2-normalised `bank`."""
     similarity = torch.nn.functional.normalize(z, dim=1) @ bank.T
@@ -148,32 +118,3 @@ def msp_score(logits) -> np.ndarray:
 def energy_score(logits) -> np.ndarray:
     """Energy, -logsumexp of the logits (Liu et al. 2020): low for confident in-distribution inputs."""
     return -logsumexp(_float64(logits), axis=1)
-
-
-def score_stats(train_scores: dict) -> dict:
-    """{name: (mean, std)} of each score on in-distribution training images."""
-    stats = {}
-    for name, values in train_scores.items():
-        values = _float64(values)
-        std = float(values.std())
-        if not np.isfinite(std) or std == 0:
-            raise ValueError(f"score {name!r} is constant or not finite on the training data")
-        stats[name] = (float(values.mean()), std)
-    return stats
-
-
-def combine_scores(train_scores: dict, test_scores: dict, how: str = "mean") -> np.ndarray:
-    """Standardise each test score by its training mean and std, then average them (or take the maximum).
-
-    Standardising puts scores with different units (squared distances, nats,
-    cosine distances) on one scale, where "1" is one standard deviation of the
-    in-distribution spread; the mean is the default because a single noisy
-    score then moves the result less than with the maximum.
-    """
-    if set(train_scores) != set(test_scores):
-        raise ValueError(f"score names differ: {sorted(train_scores)} vs {sorted(test_scores)}")
-    if how not in ("mean", "max"):
-        raise ValueError(f"unknown combination {how!r}: 'mean' or 'max'")
-    stats = score_stats(train_scores)
-    standardised = np.stack([(_float64(test_scores[name]) - mean) / std for name, (mean, std) in stats.items()])
-    return standardised.mean(axis=0) if how == "mean" else standardised.max(axis=0)

@@ -1,7 +1,8 @@
 """The evaluation protocol (DESIGN §3) as functions: every choice is made on the labeled validation split or
 on representative set 1; representative set 2 only ever reaches `final_evaluation`.
 
-- `choose_classifier`: the candidate network with the highest validation accuracy;
+- `choose_variant`: the project's model with or without the unlabeled images: the more complex variant only
+  when it beats the simpler one on set 1's clean images by more than the seed spread;
 - `choose_score`: the deployable anomaly score with the highest ROC AUC on set 1 (ties: average precision);
 - `fix_threshold`: the threshold of best anomaly F1 on set 1 (`lib.eval.metrics.fit_threshold`);
 - `final_evaluation`: the deployed model's numbers on set 2, with bootstrap intervals.
@@ -17,21 +18,23 @@ import numpy as np
 
 from lib.eval import metrics
 
-VALIDATION = "validation"  # the held-out part of the labeled set
-CHOICE_SET = "rep1"  # representative set 1: every anomaly-related choice
+CHOICE_SET = "rep1"  # representative set 1: every choice
+CHOICE_CLEAN = "rep1_clean"  # its clean images: the choice between the model's variants
 TEST_SET = "rep2"  # representative set 2: the final test
 
 
-def choose_classifier(accuracy: dict[str, dict[str, dict]], candidates: list[str]) -> str:
-    """The candidate with the highest validation accuracy (the first listed among ties).
+def choose_variant(per_seed: dict[str, dict[str, list[float]]], simpler: str, richer: str) -> str:
+    """`richer` if its mean accuracy over seeds on set 1's clean images exceeds `simpler`'s by more than the
+    larger of the two seed standard deviations; else `simpler`. With one seed there is no spread to beat, so
+    the simpler variant stays.
 
-    `accuracy[name][set] = {"value": ..., "ci": ...}` may hold any other sets too; only
-    the validation column is read.
+    `per_seed[variant][set]`: one accuracy per seed; sets other than set 1's clean images are never read.
     """
-    missing = [name for name in candidates if VALIDATION not in accuracy.get(name, {})]
-    if missing:
-        raise ValueError(f"no validation accuracy for {missing}")
-    return max(candidates, key=lambda name: (accuracy[name][VALIDATION]["value"], -candidates.index(name)))
+    simple, rich = (np.asarray(per_seed[name][CHOICE_CLEAN], dtype=float) for name in (simpler, richer))
+    if min(len(simple), len(rich)) < 2:
+        return simpler
+    spread = max(simple.std(ddof=1), rich.std(ddof=1))
+    return richer if rich.mean() - simple.mean() > spread else simpler
 
 
 def score_table(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, np.ndarray]) -> list[dict]:

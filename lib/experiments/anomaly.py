@@ -1,6 +1,7 @@
-"""What notebook 04 studies: anomaly scores of every model, fitted on in-distribution training data only,
-the complete model built from the chosen score, and the analyses of its errors (by origin, gallery, the
-systems table). The choices themselves are `lib.eval.protocol`'s."""
+"""What notebook 04 studies: the evidence of the project's model and its combinations, the neighbouring
+systems' scores, all fitted on in-distribution training data only; the complete model built from the
+combination chosen on set 1; the analyses of its errors (by origin and part, gallery, seeds, the systems
+table). The choices themselves are `lib.eval.protocol`'s."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from lib.bundle import FinalModel
+from lib.bundle import PARTS, FinalModel, evidence_parts
 from lib.eval import embedding, metrics, ood
 from lib.eval.protocol import CHOICE_SET, fix_threshold
 from lib.experiments.names import (
@@ -27,19 +29,12 @@ from lib.experiments.names import (
     VAE_PROBE,
     VAE_SCORE,
 )
-from lib.nn.finetune import embed, predict_logits
 from lib.nn.models import apply_batched, encode, negative_elbo, reconstruction_error
-from lib.predict import run_model
+from lib.nn.multihead import network_outputs
 
-SCORED = ("labeled", "rep1", "rep2")  # the labeled set is in-distribution and in no kNN bank
+SCORED = ("rep1", "rep2")
 AUTOENCODERS = {"fully connected AE": "fc_ae", "convolutional AE": "conv_ae",
                 "convolutional AE + batch norm": "conv_ae_bn"}
-MAHALANOBIS, KNN = "Mahalanobis (class Gaussians)", "kNN distance, fine-tuned embedding"
-# Scores the deployed model computes from its own embedding and logits: name -> FinalModel score_name
-DEPLOYABLE = {MAHALANOBIS: "mahalanobis", KNN: "knn", "energy": "energy", "max softmax probability": "msp",
-              "Mahalanobis + kNN (standardised mean)": "mahalanobis+knn",
-              "Mahalanobis + kNN + energy (standardised mean)": "mahalanobis+knn+energy"}
-COMPONENTS = {"mahalanobis": MAHALANOBIS, "knn": KNN, "energy": "energy", "msp": "max softmax probability"}
 
 
 def baseline_scores(baseline, data) -> dict[str, np.ndarray]:
@@ -49,56 +44,123 @@ def baseline_scores(baseline, data) -> dict[str, np.ndarray]:
     features = {s: apply_batched(baseline.features, images, device) for s, images in
                 (("labeled", data.labeled_x), ("rep1", data.rep1_x), ("rep2", data.rep2_x))}
     gaussians = ood.ClassGaussians().fit(features["labeled"], data.labeled_y, n_classes=5)
-    return {s: gaussians.mahalanobis(f) for s, f in features.items()}
+    return {s: gaussians.mahalanobis(f) for s in SCORED for f in [features[s]]}
 
 
-def score_catalogue(ctx, classifier, contrastive, autoencoders: dict, vae, baseline) -> tuple[dict, dict]:
-    """scores[name][set] of every score on SCORED, and the fitted pieces of the complete model
-    (`z`: classifier embeddings by set, `gaussians`)."""
+def reference_scores(ctx, contrastive, autoencoders: dict, vae, baseline, network) -> dict[str, dict]:
+    """scores[name][set] on SCORED of the neighbouring systems' scores and of the common detectors on our
+    classifier's logits (maximum softmax probability, energy)."""
     data, settings = ctx.data, ctx.profile.anomaly
-    sets = {"unlabeled": data.unlabeled, "labeled": data.labeled_x, "rep1": data.rep1_x, "rep2": data.rep2_x}
-    z = {name: embed(classifier, images) for name, images in sets.items()}
-    logits = {name: predict_logits(classifier, images) for name, images in sets.items()}
+    sets = {"unlabeled": data.unlabeled, "rep1": data.rep1_x, "rep2": data.rep2_x}
     z_contrastive = {name: encode(contrastive, images) for name, images in sets.items()}
-    gaussians = ood.ClassGaussians().fit(z["labeled"], data.labeled_y, n_classes=5, z_unlabeled=z["unlabeled"],
-                                         min_posterior=settings.posterior_refit)
-    mixture = ood.GaussianMixtureDensity(seed=ctx.seed).fit(z["unlabeled"], z["labeled"], data.labeled_y)
-    knn = ood.KNNDistance(k=settings.knn_k).fit(z["unlabeled"])
     knn_contrastive = ood.KNNDistance(k=settings.knn_k).fit(z_contrastive["unlabeled"])
-    scores = {
+    logits = {s: network_outputs(network, sets[s])["logits"] for s in SCORED}
+    return {
         **{f"reconstruction error, {label}": {s: reconstruction_error(model, sets[s]) for s in SCORED}
            for label, model in autoencoders.items()},
-        VAE_SCORE: {s: negative_elbo(vae, sets[s], samples=settings.elbo_samples, seed=ctx.seed)
-                               for s in SCORED},
-        "max softmax probability": {s: ood.msp_score(logits[s]) for s in SCORED},
-        "energy": {s: ood.energy_score(logits[s]) for s in SCORED},
+        VAE_SCORE: {s: negative_elbo(vae, sets[s], samples=settings.elbo_samples, seed=ctx.seed) for s in SCORED},
         "kNN distance, contrastive embedding": {s: knn_contrastive.score(z_contrastive[s]) for s in SCORED},
-        KNN: {s: knn.score(z[s]) for s in SCORED},
-        "Gaussian mixture, negative log-density": {s: mixture.score(z[s]) for s in SCORED},
-        MAHALANOBIS: {s: gaussians.mahalanobis(z[s]) for s in SCORED},
+        "max softmax probability, our classifier": {s: ood.msp_score(logits[s]) for s in SCORED},
+        "energy, our classifier": {s: ood.energy_score(logits[s]) for s in SCORED},
         BASELINE_SCORE: baseline_scores(baseline, data),
     }
-    for name, score_name in DEPLOYABLE.items():
-        if "+" in score_name:  # standardised by the in-distribution (labeled) images, then averaged
-            parts = [COMPONENTS[part] for part in score_name.split("+")]
-            train = {part: scores[part]["labeled"] for part in parts}
-            scores[name] = {s: ood.combine_scores(train, {part: scores[part][s] for part in parts}) for s in SCORED}
-    return scores, {"z": z, "gaussians": gaussians}
 
 
-def complete_model(classifier, fitted: dict, scores: dict, chosen: str, rep1_x: np.ndarray,
-                   rep1_is_anomaly: np.ndarray) -> FinalModel:
-    """The deployed model: the classifier's encoder and head, the chosen score, its threshold fixed on set 1
-    from the bundle's own scores (what `predict` will compute)."""
-    score_name = DEPLOYABLE[chosen]
-    stats = ood.score_stats({part: scores[COMPONENTS[part]]["labeled"] for part in score_name.split("+")})
-    gaussians = fitted["gaussians"]
-    model = FinalModel(classifier.embedder().cpu(), classifier.head.cpu(), gaussians.means_, gaussians.precision_,
-                       score_name=score_name, class_log_priors=gaussians.log_priors_, knn_bank=fitted["z"]["unlabeled"],
-                       score_stats=stats).eval()
-    rep1_scores = run_model(model, rep1_x)[1]
+# The combinations of evidence that set 1 chooses among: name -> the parts summed (each standardised)
+COMBINATIONS = {
+    **{part: (part,) for part in PARTS},
+    "features, every depth": PARTS[:4],
+    "features, every depth + frame": (*PARTS[:4], "frame intensity"),
+    "deepest features + pixels": ("stage 3 features", "reconstruction error", "frame intensity"),
+    "every part": PARTS,
+}
+
+
+def combination_weights(name: str) -> np.ndarray:
+    return np.array([float(part in COMBINATIONS[name]) for part in PARTS])
+
+
+def fit_evidence(network, data) -> FinalModel:
+    """The deployed model before its choice: the network, one class-Gaussian model per feature part fitted on
+    the labeled images and the unlabeled ones with the network's own labels, every part standardised on the
+    unlabeled images. In-distribution training data only."""
+    labeled, unlabeled = network_outputs(network, data.labeled_x), network_outputs(network, data.unlabeled)
+    y = np.concatenate([data.labeled_y, unlabeled["logits"].argmax(1)])
+    gaussians = [ood.ClassGaussians().fit(np.concatenate([labeled[name], unlabeled[name]]), y, n_classes=5)
+                 for name in ("stage0", "stage1", "stage2", "z")]
+    return FinalModel(network.cpu().eval(), gaussians).standardise_on(data.unlabeled)
+
+
+def combination_scores(model: FinalModel, images: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """(parts[set] (n, len(PARTS)), scores[combination][set]) of the model's evidence on each image set."""
+    parts = {name: evidence_parts(model, x) for name, x in images.items()}
+    scores = {name: {s: p @ combination_weights(name) for s, p in parts.items()} for name in COMBINATIONS}
+    return parts, scores
+
+
+def deploy(model: FinalModel, chosen: str, rep1_scores: np.ndarray, rep1_is_anomaly: np.ndarray) -> FinalModel:
+    """Set the chosen combination and its threshold (best anomaly F1 on set 1)."""
+    model.set_weights(combination_weights(chosen))
     model.threshold = fix_threshold({CHOICE_SET: rep1_scores}, {CHOICE_SET: rep1_is_anomaly})
     return model
+
+
+# summary key (DESIGN §8, under seeds.) -> column of seed_metrics
+SEED_KEYS = {"ood.auroc.rep2": "ROC AUC set 2", "ood.average_precision.rep2": "AP set 2",
+             "ood.fpr_at_95_tpr.rep2": "FPR95 set 2", "end_to_end.macro_f1.rep2": "macro-F1 set 2",
+             "embedding.kmeans_accuracy.unlabeled": "k-means unlabeled"}
+
+
+def seed_metrics(network, data, chosen: str, is_anomaly: dict, answer_key: dict | None) -> dict[str, float]:
+    """The complete model rebuilt from one seed's network (evidence, the chosen combination, its set-1
+    threshold) and its numbers on set 2 and the unlabeled images, without bootstrap."""
+    model = fit_evidence(network, data)
+    _, scores = combination_scores(model, {"rep1": data.rep1_x, "rep2": data.rep2_x})
+    model = deploy(model, chosen, scores[chosen]["rep1"], is_anomaly["rep1"])
+    rep2 = scores[chosen]["rep2"]
+    predicted = network_outputs(network, data.rep2_x)["logits"].argmax(1)
+    six_class = metrics.end_to_end_predictions(predicted, rep2 > model.threshold)
+    row = {"ROC AUC set 2": metrics.auroc(rep2, is_anomaly["rep2"]),
+           "AP set 2": metrics.average_precision(rep2, is_anomaly["rep2"]),
+           "FPR95 set 2": metrics.fpr_at_tpr(rep2, is_anomaly["rep2"]),
+           "macro-F1 set 2": metrics.macro_f1(data.rep2_y, six_class, n_classes=6), "k-means unlabeled": None}
+    if answer_key is not None:
+        z = network_outputs(network, data.unlabeled)["z"]
+        clusters = embedding.kmeans(z, 5, seed=0).labels
+        matched = embedding.hungarian_mapping(answer_key["unlabeled_class"], clusters)[clusters]
+        row["k-means unlabeled"] = metrics.accuracy(answer_key["unlabeled_class"], matched)
+    return row
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of every column of a seed_metrics table."""
+    return pd.DataFrame([{"metric": column, "seeds": int(table[column].notna().sum()),
+                          "mean": f"{table[column].mean():.4f}", "std": f"{table[column].std(ddof=1):.4f}"}
+                         for column in table.columns if table[column].notna().any()])
+
+
+def description_meaning(network, data) -> tuple[np.ndarray, np.ndarray]:
+    """(class means of each description coordinate over the labeled images, in standard deviations over the
+    unlabeled images (5, d); the decoder's images at the class means (5, 1, 32, 32))."""
+    z_unlabeled = network_outputs(network, data.unlabeled)["z"]
+    z_labeled = network_outputs(network, data.labeled_x)["z"]
+    means = np.stack([z_labeled[data.labeled_y == c].mean(axis=0) for c in range(5)])
+    device = next(network.parameters()).device
+    with torch.no_grad():
+        decoded = network.decoder(torch.as_tensor(means, dtype=torch.float32, device=device)).cpu().numpy()
+    return (means - z_unlabeled.mean(axis=0)) / z_unlabeled.std(axis=0), decoded
+
+
+def origin_auroc(scores: dict[str, np.ndarray], kind: np.ndarray) -> pd.DataFrame:
+    """ROC AUC of each score (columns) for each anomaly origin (rows) against all clean images."""
+    clean = kind == "clean"
+    rows = []
+    for group in sorted(set(kind) - {"clean"}, key=lambda k: (not k.startswith("foreign"), k)):
+        members = kind == group
+        pair = members | clean
+        rows.append({"origin": group.removeprefix("foreign: ").replace("_", " "), "n": int(members.sum()),
+                     **{name: metrics.auroc(values[pair], members[pair]) for name, values in scores.items()}})
+    return pd.DataFrame(rows)
 
 
 def origins(answer_key: dict, set_name: str, n: int) -> np.ndarray:

@@ -14,3 +14,6 @@ ORACLE = "oracle (answer-key labels)"
 BASELINE_SCORE = "Mahalanobis, plain CNN features (baseline)"  # DESIGN §5
 VAE_SCORE = "negative ELBO, VAE"
 CONV_AE_SCORE = "reconstruction error, convolutional AE"
+
+MODEL_SUPERVISED = "ours, labels only"  # the project's model (lib.nn.multihead) trained on the 2,000 labels
+MODEL_SELF_TRAINED = "ours, self-trained"  # ... on the labels and the unlabeled images' pseudo-labels

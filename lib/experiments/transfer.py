@@ -291,7 +291,7 @@ def format_ci(result: dict, scale: float = 100.0, digits: int = 1, signed: bool 
 ORIGINS = ("foreign", "corrupted")  # the answer key's two kinds of anomaly
 SOURCE_NAMES = {  # key -> name in tables, figures and the report (this order everywhere)
     "scratch": "none (from scratch)",
-    "in_domain": "in-domain, contrastive (notebook 02)",
+    "in_domain": "in-domain, contrastive (our unlabeled images)",
     "in_domain_matched": "in-domain, contrastive (short)",
     "foreign_contrastive": "related, contrastive (short)",
     "foreign_supervised": "related, supervised",

@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
+
 from lib.errors import UserError
 from lib.experiments.names import (
     BASELINE,
     BASELINE_SCORE,
     CONTRASTIVE_PROBE,
     CONV_AE_SCORE,
+    MODEL_SELF_TRAINED,
+    MODEL_SUPERVISED,
     ORACLE,
     SUPERVISED,
     VAE_PROBE,
@@ -92,7 +96,38 @@ def classification_variables(results: dict) -> dict | None:
     def value(name, set_name):
         return accuracy.get(name, {}).get(set_name, {}).get("value")
 
+    per_seed, seeds = run["per_seed"], run["seeds"]
+
+    def seed_stat(variant, set_name, function):
+        return float(function(per_seed[variant][set_name]))
+
+    def mean_std(variant, set_name):
+        values = per_seed[variant].get(set_name)
+        if not values:
+            return "n/a"
+        mean, std = seed_stat(variant, set_name, np.mean), seed_stat(variant, set_name, lambda v: np.std(v, ddof=1))
+        return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+    gain = (seed_stat(MODEL_SELF_TRAINED, "rep1_clean", np.mean) - seed_stat(MODEL_SUPERVISED, "rep1_clean", np.mean))
+    spread = max(seed_stat(variant, "rep1_clean", lambda x: np.std(x, ddof=1))
+                 for variant in (MODEL_SUPERVISED, MODEL_SELF_TRAINED))
+    pseudo, settings = run["pseudo_labels"], run["model_settings"]
+    n_labeled = run["split"]["train"] + run["split"]["validation"]
     return {
+        "n_seeds": str(len(seeds)), "seeds": ", ".join(map(str, seeds)),
+        "self_training_gain_rep1": signed(100 * gain, 2), "seed_spread_rep1": f"{100 * spread:.2f}",
+        "self_training_verdict": ("beats the labels-only variant by more than the seed spread" if run["chosen_model"]
+                                  == MODEL_SELF_TRAINED else "does not beat the labels-only variant by more than "
+                                  "the seed spread, so the simpler variant is the model"),
+        "n_pseudo": f"{pseudo['count']:,}",
+        "self_training_passes": f"{settings['steps'] * settings['batch'] / (n_labeled + pseudo['count']):.1f}",
+        "labels_only_passes": f"{settings['steps'] * settings['batch'] / n_labeled:.0f}",
+        "pseudo_confidence": f"{pseudo['confidence']:g}",
+        "pseudo_accuracy": pct(pseudo["accuracy"]),
+        **{f"{key}_{set_name}": mean_std(variant, set_name)
+           for key, variant in (("seeds_supervised", MODEL_SUPERVISED), ("seeds_self_trained", MODEL_SELF_TRAINED),
+                                ("seeds_chosen", run["chosen_model"]))
+           for set_name in ("rep1_clean", "unlabeled", "rep2_clean")},
         "chosen": run["chosen_model"], "final_network": chosen,
         "accuracy_unlabeled": pct(value(chosen, "unlabeled")),
         "accuracy_rep2_clean": pct(value(chosen, "rep2_clean")),
@@ -112,6 +147,18 @@ def classification_variables(results: dict) -> dict | None:
     }
 
 
+@section("model")
+def model_variables(results: dict) -> dict | None:
+    """The project's model's training settings, as the run used them (notebook 03)."""
+    run = results.get("03_classification")
+    if run is None:
+        return None
+    settings = run["model_settings"]
+    return {"steps": str(settings["steps"]), "batch": str(settings["batch"]), "lr": f"{settings['lr']:g}",
+            "weight_decay": f"{settings['weight_decay']:g}", "shift_pixels": str(settings["shift_pixels"]),
+            "widths": "-".join(map(str, settings["widths"]))}
+
+
 @section("ood")
 def ood_variables(results: dict) -> dict | None:
     run = results.get("04_ood_scoring")
@@ -122,6 +169,7 @@ def ood_variables(results: dict) -> dict | None:
     best_overall = max(rows, key=lambda name: (rows[name]["auroc_rep1"], rows[name]["ap_rep1"]))
     worst = min(run["breakdown"], key=lambda row: row["flagged (%)"]) if run["breakdown"] else None
     description = run.get("description")
+    best_part = max(run["parts"], key=lambda name: (rows[name]["auroc_rep1"], rows[name]["ap_rep1"]))
     return {
         "chosen": chosen, "best_overall": best_overall,
         "auroc_rep1": f"{rows[chosen]['auroc_rep1']:.3f}",
@@ -143,8 +191,29 @@ def ood_variables(results: dict) -> dict | None:
         "spearman_auc": f"{run['hardness_spearman']['area under the curve']:.2f}",
         "predict_seconds": f"{run['predict_seconds']:.1f}",
         "kmeans_final": pct(description["kmeans_accuracy"]) if description else "n/a",
+        "kmeans_final_ci": interval(description["kmeans_accuracy_ci"], 2, 100) if description else "n/a",
+        "best_single_part": best_part, "best_single_part_auroc_rep1": f"{rows[best_part]['auroc_rep1']:.3f}",
+        "auroc_msp_rep2": f"{rows['max softmax probability, our classifier']['auroc_rep2']:.3f}",
+        **seed_variables(run.get("per_seed") or []),
+        "hardest_origins": " and ".join(f"{row['origin']} ({row['chosen']:.3f})" for row in
+                                        sorted(run.get("parts_by_origin") or [], key=lambda r: r["chosen"])[:2])
+                           or "n/a",
         **unseen_variables(run.get("unseen_kinds")),
     }
+
+
+def seed_variables(per_seed: list[dict]) -> dict:
+    """Mean ± standard deviation over seeds of the complete model's numbers (notebook 04)."""
+    values = {}
+    columns = (("seeds_auroc", "ROC AUC set 2", 3, 1), ("seeds_ap", "AP set 2", 3, 1),
+               ("seeds_fpr95", "FPR95 set 2", 3, 1), ("seeds_macro_f1", "macro-F1 set 2", 3, 1),
+               ("seeds_kmeans", "k-means unlabeled", 2, 100))
+    for key, column, digits, scale in columns:
+        found = [scale * row[column] for row in per_seed if row.get(column) is not None]
+        values[key] = (f"{np.mean(found):.{digits}f} ± {np.std(found, ddof=1):.{digits}f}" if len(found) > 1
+                       else "n/a")
+    values["seeds_count"] = str(len(per_seed))
+    return values
 
 
 def unseen_variables(unseen: dict | None) -> dict:
@@ -307,8 +376,8 @@ def transfer_variables(results: dict) -> dict | None:
         "source_steps": f"{r['settings']['source_steps']:,}",
         "contrastive_epochs": str(r["contrastive_train_config"]["epochs"]),
         "in_domain_epochs": str(int(in_domain["epochs"])) if in_domain else "n/a",
-        "in_domain_status": (f"loaded from notebook 02 ({int(in_domain['epochs'])} epochs)" if in_domain
-                             else "not available (notebook 02 had not run)"),
+        "in_domain_status": (f"{int(in_domain['epochs'])} epochs" if in_domain
+                             else "not available: its pretraining had not run"),
         "eval_name": r["evaluated_on"],
         "heldout_foreign": pct(sources["foreign_supervised"]["heldout"], 1),
         "heldout_digits": pct(sources["digits"]["heldout"], 1),
