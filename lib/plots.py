@@ -473,15 +473,14 @@ def detection_curves(scores: dict[str, np.ndarray], is_anomaly: np.ndarray, thre
     """Left: ROC curves, middle: precision-recall curves of several scores on one set (the first is ours);
     right: recall and false-positive rate of our score against its threshold on each set of `threshold_sets`
     {label: (scores, is_anomaly)}, with the threshold fixed on set 1 (dashed)."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
+    from lib.eval.metrics import detection_curves
 
     fig, (roc, pr, rates) = plt.subplots(1, 3, figsize=(8.5, 3.2))
     for i, (name, values) in enumerate(scores.items()):
-        fpr, tpr, _ = roc_curve(is_anomaly, values)
-        precision, recall, _ = precision_recall_curve(is_anomaly, values)
+        curves = detection_curves(values, is_anomaly)
         style = dict(color=PALETTE[i % len(PALETTE)], lw=1.8 if i == 0 else 1.0)
-        roc.plot(fpr, tpr, label=name, **style)
-        pr.plot(recall, precision, **style)
+        roc.plot(curves["fpr"], curves["tpr"], label=name, **style)
+        pr.plot(curves["recall"], curves["precision"], **style)
     roc.plot([0, 1], [0, 1], color="#aaaaaa", lw=0.6, ls=":")
     roc.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC, set 2")
     pr.set(xlabel="recall", ylabel="precision", title="precision-recall, set 2", ylim=(0, 1.02))

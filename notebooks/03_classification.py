@@ -243,7 +243,7 @@ if key is not None:
 ctx.ws.update_summary(summary)
 ctx.ws.write_results("03_classification", {
     "chosen_model": chosen, "final_network": chosen, "model_settings": asdict(model_settings),
-    "model_checkpoints": {str(s): cls.MODEL_FOLDERS[chosen] + f"_seed{s}" for s in model_settings.seeds},
+    "model_checkpoints": {str(s): cls.model_folder_name(chosen, s) for s in model_settings.seeds},
     "per_seed": per_seed, "seeds": list(model_settings.seeds),
     "pseudo_labels": {"count": len(pseudo["index"]), "accuracy": pseudo_accuracy,
                       "confidence": model_settings.pseudo_confidence},

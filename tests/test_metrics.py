@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from lib.eval import metrics
 
@@ -127,3 +127,14 @@ def test_end_to_end():
     y_true = np.array([0, 5, 4, 2])
     assert metrics.end_to_end_macro_f1(y_true, np.array([0, 1, 4, 2]), np.array([0, 1, 0, 0], bool)) == \
         pytest.approx(f1_score(y_true, [0, 5, 4, 2], labels=range(6), average="macro", zero_division=0))
+
+
+def test_detection_curves_are_the_curves_the_areas_measure():
+    rng = np.random.default_rng(3)
+    flags = rng.random(300) < 0.1
+    scores = np.round(rng.normal(size=300) + 1.5 * flags, 1)  # rounded: ties between thresholds
+    curves = metrics.detection_curves(scores, flags)
+    assert np.trapezoid(curves["tpr"], curves["fpr"]) == pytest.approx(metrics.auroc(scores, flags))
+    precision, recall, _ = precision_recall_curve(flags, scores)
+    np.testing.assert_allclose(curves["precision"], precision[:-1][::-1])
+    np.testing.assert_allclose(curves["recall"], recall[:-1][::-1])

@@ -221,6 +221,15 @@ def _curve(scores, is_anomaly, weights):
     return ordered[ends], tps, fps, single
 
 
+def detection_curves(scores, is_anomaly) -> dict[str, np.ndarray]:
+    """The ROC and precision-recall curves whose areas `auroc` and `average_precision` measure: `fpr`, `tpr`
+    (from (0, 0)), `precision`, `recall`, one point per distinct threshold, highest threshold first."""
+    _, tps, fps, _ = _curve(scores, is_anomaly, None)
+    tps, fps = tps[0], fps[0]
+    return {"fpr": np.r_[0.0, fps / fps[-1]], "tpr": np.r_[0.0, tps / tps[-1]],
+            "precision": tps / (tps + fps), "recall": tps / tps[-1]}
+
+
 @_weighted(stratify_by=1)
 def auroc(scores, is_anomaly, weights=None):
     """Area under the ROC curve (ties count one half), = sklearn.metrics.roc_auc_score."""

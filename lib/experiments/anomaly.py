@@ -125,10 +125,8 @@ def seed_metrics(network, data, chosen: str, is_anomaly: dict, answer_key: dict 
            "FPR95 set 2": metrics.fpr_at_tpr(rep2, is_anomaly["rep2"]),
            "macro-F1 set 2": metrics.macro_f1(data.rep2_y, six_class, n_classes=6), "k-means unlabeled": None}
     if answer_key is not None:
-        z = network_outputs(network, data.unlabeled)["z"]
-        clusters = embedding.kmeans(z, 5, seed=0).labels
-        matched = embedding.hungarian_mapping(answer_key["unlabeled_class"], clusters)[clusters]
-        row["k-means unlabeled"] = metrics.accuracy(answer_key["unlabeled_class"], matched)
+        clusters = embedding.kmeans(network_outputs(network, data.unlabeled)["z"], 5, seed=0).labels
+        row["k-means unlabeled"] = embedding.hungarian_accuracy(answer_key["unlabeled_class"], clusters)
     return row
 
 

@@ -30,6 +30,7 @@ from lib.nn.cnn import train_plain_cnn
 from lib.nn.finetune import FinetuneConfig, FitResult, fit_classifier, predict_logits
 from lib.nn.models import apply_batched, count_parameters, encode
 from lib.nn.multihead import network_outputs, pseudo_labels, train_multihead
+from lib.render.variables import mean_std
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,8 +195,13 @@ def train_baseline(ctx):
 MODEL_FOLDERS = {MODEL_SUPERVISED: "model_supervised", MODEL_SELF_TRAINED: "model_self_trained"}
 
 
+def model_folder_name(variant: str, seed: int) -> str:
+    """The checkpoint folder (under checkpoints/<profile>/) of one variant's network of one seed."""
+    return f"{MODEL_FOLDERS[variant]}_seed{seed}"
+
+
 def model_folder(ctx, variant: str, seed: int):
-    return ctx.ws.checkpoints(ctx.profile.name, f"{MODEL_FOLDERS[variant]}_seed{seed}")
+    return ctx.ws.checkpoints(ctx.profile.name, model_folder_name(variant, seed))
 
 
 def train_model_variants(ctx) -> tuple[dict[str, dict], dict]:
@@ -234,7 +240,7 @@ def seed_table(per_seed: dict[str, dict[str, list[float]]], chosen: str) -> pd.D
     """Accuracy (%) of each variant as mean ± standard deviation over seeds, per set."""
     return pd.DataFrame([{"variant": variant + (" (chosen)" if variant == chosen else ""),
                           "seeds": len(next(iter(by_set.values()))),
-                          **{title: f"{100 * np.mean(by_set[name]):.2f} ± {100 * np.std(by_set[name], ddof=1):.2f}"
+                          **{title: mean_std(by_set[name], 2, 100)
                              for name, title in SEED_SETS.items() if name in by_set}}
                          for variant, by_set in per_seed.items()])
 

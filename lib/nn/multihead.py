@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import softmax
 from torch import nn
 
 from lib.nn.augment import NONE, AugmentConfig, augment, to_float
 from lib.nn.cnn import PlainCNN
-from lib.nn.train import EpochBatches, Schedule, TrainResult, array_fingerprint, list_checkpoints, training_loop
+from lib.nn.train import LATEST, EpochBatches, Schedule, TrainResult, array_fingerprint, training_loop
 
 
 class Decoder(nn.Module):
@@ -105,11 +106,10 @@ def train_multihead(x: np.ndarray, y: np.ndarray, settings, folder: Path | str, 
 
 def load_multihead(folder: Path | str, device: torch.device | str = "cpu") -> MultiHeadCNN:
     """The trained model from its checkpoint folder, in eval mode."""
-    files = list_checkpoints(folder) or ([(0, Path(folder) / "checkpoint.pt")]
-                                         if (Path(folder) / "checkpoint.pt").is_file() else [])
-    if not files:
-        raise FileNotFoundError(f"no checkpoints in {folder}: run notebook 03_classification first")
-    state = torch.load(files[-1][1], map_location="cpu", weights_only=False)
+    checkpoint = Path(folder) / LATEST  # step-counted runs keep one checkpoint
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"no checkpoint in {folder}: run notebook 03_classification first")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     settings = state["config"]["settings"]
     model = MultiHeadCNN(state["model"]["head.weight"].shape[0], tuple(settings["widths"]),
                          tuple(settings["strides"]), settings["dropout"], settings["description_dim"])
@@ -135,7 +135,6 @@ def network_outputs(model: MultiHeadCNN, images: np.ndarray, batch_size: int = 1
 
 def pseudo_labels(logits: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """(indices, labels) of the images whose softmax maximum reaches `confidence`."""
-    shifted = logits - logits.max(1, keepdims=True)
-    probabilities = np.exp(shifted) / np.exp(shifted).sum(1, keepdims=True)
+    probabilities = softmax(logits, axis=1)
     keep = np.flatnonzero(probabilities.max(1) >= confidence)
     return keep, probabilities[keep].argmax(1)

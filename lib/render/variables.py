@@ -78,6 +78,14 @@ def versus(ours: list[float | None], theirs: list[float | None], higher_is_bette
     return "beats" if all(wins) else "does not beat" if not any(wins) else "beats on some measures but not all of"
 
 
+def mean_std(values: list[float], digits: int, scale: float = 1.0) -> str:
+    """"mean ± standard deviation" of values over seeds ("n/a" with fewer than two)."""
+    if len(values) < 2:
+        return "n/a"
+    values = scale * np.asarray(values, dtype=float)
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
 def interval(ci, digits: int = 3, scale: float = 1.0) -> str:
     """A [low, high] interval as text."""
     return f"[{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
@@ -98,19 +106,10 @@ def classification_variables(results: dict) -> dict | None:
 
     per_seed, seeds = run["per_seed"], run["seeds"]
 
-    def seed_stat(variant, set_name, function):
-        return float(function(per_seed[variant][set_name]))
-
-    def mean_std(variant, set_name):
-        values = per_seed[variant].get(set_name)
-        if not values:
-            return "n/a"
-        mean, std = seed_stat(variant, set_name, np.mean), seed_stat(variant, set_name, lambda v: np.std(v, ddof=1))
-        return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-    gain = (seed_stat(MODEL_SELF_TRAINED, "rep1_clean", np.mean) - seed_stat(MODEL_SUPERVISED, "rep1_clean", np.mean))
-    spread = max(seed_stat(variant, "rep1_clean", lambda x: np.std(x, ddof=1))
-                 for variant in (MODEL_SUPERVISED, MODEL_SELF_TRAINED))
+    choice = {variant: np.asarray(per_seed[variant]["rep1_clean"])
+              for variant in (MODEL_SUPERVISED, MODEL_SELF_TRAINED)}
+    gain = choice[MODEL_SELF_TRAINED].mean() - choice[MODEL_SUPERVISED].mean()
+    spread = max(values.std(ddof=1) for values in choice.values())
     pseudo, settings = run["pseudo_labels"], run["model_settings"]
     n_labeled = run["split"]["train"] + run["split"]["validation"]
     return {
@@ -124,7 +123,7 @@ def classification_variables(results: dict) -> dict | None:
         "labels_only_passes": f"{settings['steps'] * settings['batch'] / n_labeled:.0f}",
         "pseudo_confidence": f"{pseudo['confidence']:g}",
         "pseudo_accuracy": pct(pseudo["accuracy"]),
-        **{f"{key}_{set_name}": mean_std(variant, set_name)
+        **{f"{key}_{set_name}": mean_std(per_seed[variant].get(set_name, []), 2, 100)
            for key, variant in (("seeds_supervised", MODEL_SUPERVISED), ("seeds_self_trained", MODEL_SELF_TRAINED),
                                 ("seeds_chosen", run["chosen_model"]))
            for set_name in ("rep1_clean", "unlabeled", "rep2_clean")},
@@ -147,6 +146,28 @@ def classification_variables(results: dict) -> dict | None:
     }
 
 
+@section("replica")
+def replica_variables(results: dict) -> dict | None:
+    """How the replica is built (lib.data.replica): classes, draws and corruption kinds, from the builder's code;
+    written with the data section's other variables, once notebook 01 has run."""
+    from lib.data import fashion_mnist, replica
+
+    if "01_data_exploration" not in results:
+        return None
+    counts = replica.Counts()
+    return {
+        "in_distribution_labels": ", ".join(map(str, replica.IN_DISTRIBUTION)),
+        "foreign_classes": ", ".join(fashion_mnist.CLASS_NAMES[label] for label in replica.FOREIGN),
+        "n_labeled": f"{counts.labeled:,}", "n_unlabeled": f"{counts.unlabeled:,}",
+        "clean_per_set": f"{counts.clean_per_set:,}", "corrupted_per_set": str(counts.corrupted_per_set),
+        "foreign_per_set": str(counts.foreign_per_set),
+        "anomalies_per_set": str(counts.foreign_per_set + counts.corrupted_per_set),
+        "images_per_set": f"{counts.clean_per_set + counts.foreign_per_set + counts.corrupted_per_set:,}",
+        "corruptions": "; ".join(f"{name.replace('_', ' ')}: {severity}"
+                                 for name, (_, severity) in replica.CORRUPTIONS.items()),
+    }
+
+
 @section("model")
 def model_variables(results: dict) -> dict | None:
     """The project's model's training settings, as the run used them (notebook 03)."""
@@ -156,7 +177,8 @@ def model_variables(results: dict) -> dict | None:
     settings = run["model_settings"]
     return {"steps": str(settings["steps"]), "batch": str(settings["batch"]), "lr": f"{settings['lr']:g}",
             "weight_decay": f"{settings['weight_decay']:g}", "shift_pixels": str(settings["shift_pixels"]),
-            "widths": "-".join(map(str, settings["widths"]))}
+            "widths": "-".join(map(str, settings["widths"])), "label_smoothing": f"{settings['label_smoothing']:g}",
+            "reconstruction_weight": f"{settings['reconstruction_weight']:g}"}
 
 
 @section("ood")
@@ -209,9 +231,7 @@ def seed_variables(per_seed: list[dict]) -> dict:
                ("seeds_fpr95", "FPR95 set 2", 3, 1), ("seeds_macro_f1", "macro-F1 set 2", 3, 1),
                ("seeds_kmeans", "k-means unlabeled", 2, 100))
     for key, column, digits, scale in columns:
-        found = [scale * row[column] for row in per_seed if row.get(column) is not None]
-        values[key] = (f"{np.mean(found):.{digits}f} ± {np.std(found, ddof=1):.{digits}f}" if len(found) > 1
-                       else "n/a")
+        values[key] = mean_std([row[column] for row in per_seed if row.get(column) is not None], digits, scale)
     values["seeds_count"] = str(len(per_seed))
     return values
 
