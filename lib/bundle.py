@@ -2,20 +2,19 @@
 
 `FinalModel.forward(x)` takes uint8 images (n, 1, 32, 32) and returns
 `(logits (n, 5), anomaly_score (n,), description (n, 10))`; inputs are scaled
-to [0, 1] (x / 255), as in training (lib.nn.multihead).
+to [0, 1] (x / 255), as in training.
 
-The anomaly score is a weighted sum of standardised evidence (`PARTS`):
-- the squared Mahalanobis distance to the nearest class mean (shared
-  precision matrix, lib.eval.ood.ClassGaussians) of the pooled features of
-  each of the three stages of the backbone and of the description;
-- the decoder's reconstruction error (mean squared error per pixel);
-- the mean intensity of the 2-pixel frame (every in-distribution image is a
+The anomaly score is a `lib.detect.StandardizedSum` of evidence (`PARTS`), each
+part a `lib.detect` detector on one output of the network:
+- `Mahalanobis` on the pooled features of each of the three stages of the
+  backbone and on the description;
+- `ReconstructionError` of the decoder's image;
+- `FrameIntensity` of the 2-pixel frame (every in-distribution image is a
   28x28 article padded with zeros, so its frame is black).
-Each part is standardised by its mean and standard deviation on
-in-distribution training images (`part_mean`, `part_std`; the standard
-deviation of the frame, constant there, is floored at `STD_FLOOR`, one
-intensity level). `weights` (0 or 1 per part) selects the combination
-chosen on representative set 1; `threshold` was fixed there too.
+Each part is standardised on in-distribution training images (the frame's
+standard deviation, zero there, is floored at `STD_FLOOR`, one intensity level).
+The weights (0 or 1 per part) select the combination chosen on representative
+set 1; `threshold` was fixed there too. Parts of weight 0 are not computed.
 
 `save_final_model` exports the model (`torch.export`, a dynamic batch size)
 into `model.pt2` and writes `model.json` (threshold, class names, parts and
@@ -37,98 +36,72 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lib.data.replica import CLASS_NAMES
+from lib.detect import FrameIntensity, Mahalanobis, ReconstructionError, StandardizedSum
+from lib.detect.base import as_float32
 from lib.errors import DataError
+from lib.nn.cnn import CNN
+from lib.nn.infer import batched
 
 MODEL_FILE = "model.pt2"
 META_FILE = "model.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+FEATURES = ("stage0", "stage1", "stage2", "z")  # the network outputs the Mahalanobis parts read
 PARTS = ("stage 1 features", "stage 2 features", "stage 3 features", "description", "reconstruction error",
          "frame intensity")
-FEATURE_PARTS = 4  # the first four parts are Mahalanobis distances
-FRAME = 2  # pixels of the black frame around every 28x28 article
-STD_FLOOR = 1.0 / 255  # one intensity level: a part constant on the training images is measured in these units
-
-
-def _tensor(values) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(values, dtype=np.float32))
-
-
-def frame_intensity(x: torch.Tensor) -> torch.Tensor:
-    """Mean of the outer FRAME pixels of images x (n, 1, h, w) in [0, 1]."""
-    inner = x[:, :, FRAME:-FRAME, FRAME:-FRAME]
-    return (x.sum(dim=(1, 2, 3)) - inner.sum(dim=(1, 2, 3))) / (x[0].numel() - inner[0].numel())
+RECONSTRUCTION, FRAME = PARTS.index("reconstruction error"), PARTS.index("frame intensity")
+STD_FLOOR = 1.0 / 255  # one intensity level: the frame, constant on the training images, is measured in these units
 
 
 class FinalModel(nn.Module):
-    def __init__(self, network: nn.Module, gaussians: list, threshold: float = math.nan,
-                 weights=None, part_mean=None, part_std=None, class_names: tuple[str, ...] = CLASS_NAMES):
-        """`network`: a trained lib.nn.multihead.MultiHeadCNN; `gaussians`: four fitted ClassGaussians, one per
+    def __init__(self, network: CNN, detectors: list[Mahalanobis], threshold: float = math.nan,
+                 class_names: tuple[str, ...] = CLASS_NAMES):
+        """`network`: the trained CNN with description and decoder; `detectors`: a fitted Mahalanobis per
         feature part (stages 1-3, description)."""
         super().__init__()
-        if len(gaussians) != FEATURE_PARTS:
-            raise ValueError(f"need {FEATURE_PARTS} fitted class Gaussians (stages 1-3 and the description)")
+        if len(detectors) != len(FEATURES):
+            raise ValueError(f"need {len(FEATURES)} fitted Mahalanobis detectors (stages 1-3 and the description)")
         self.network, self.threshold, self.class_names = network, float(threshold), tuple(class_names)
-        for i, g in enumerate(gaussians):
-            # whitened once here in float64: |(h - mu) L|^2 with precision = L L^T, so float32 inference never
-            # forms the quadratic form of a badly conditioned precision matrix (dead ReLU channels make one)
-            whiten = np.linalg.cholesky(g.precision_)
-            self.register_buffer(f"whiten{i}", _tensor(whiten))
-            self.register_buffer(f"centres{i}", _tensor(g.means_ @ whiten))
-        parts = len(PARTS)
-        self.register_buffer("weights", torch.zeros(parts))
-        self.set_weights(np.ones(parts) if weights is None else weights)
-        self.register_buffer("part_mean", _tensor(np.zeros(parts) if part_mean is None else part_mean))
-        self.register_buffer("part_std", _tensor(np.ones(parts) if part_std is None else part_std))
+        self.mahalanobis = nn.ModuleList(detectors)
+        self.reconstruction_error, self.frame_intensity = ReconstructionError(), FrameIntensity(width=2)
+        floors = np.where(np.arange(len(PARTS)) == FRAME, STD_FLOOR, 1e-12)
+        self.combination = StandardizedSum(len(PARTS), floors)
+        self.set_weights(np.ones(len(PARTS)))
 
-    def _evidence(self, x: torch.Tensor, parts: tuple[int, ...]):
-        """(logits, standardised parts (n, len(parts)), description) of uint8 images; `parts`: indices into PARTS.
-        Only the parts asked for are computed (the export keeps this choice: `predict` skips the others)."""
-        x = x.float() / 255.0
-        stages, logits, z = self.network.outputs(x)
-        features = [*stages, z]
+    def raw_evidence(self, x: torch.Tensor, parts: tuple[int, ...]):
+        """(logits, the parts `parts` of the evidence before standardisation (n, len(parts)), description) of
+        images x in [0, 1]."""
+        out = self.network.outputs(x)
         raw = []
         for i in parts:
-            if i < FEATURE_PARTS:
-                diff = (features[i] @ getattr(self, f"whiten{i}"))[:, None, :] - getattr(self, f"centres{i}")[None]
-                raw.append(diff.pow(2).sum(dim=2).min(dim=1).values)
-            elif PARTS[i] == "reconstruction error":
-                raw.append((self.network.decoder(z) - x).pow(2).flatten(1).mean(dim=1))
+            if i < len(FEATURES):
+                raw.append(self.mahalanobis[i](out[FEATURES[i]]))
+            elif i == RECONSTRUCTION:
+                raw.append(self.reconstruction_error(x, self.network.decode(out["z"])))
             else:
-                raw.append(frame_intensity(x))
-        index = list(parts)
-        return logits, (torch.stack(raw, dim=1) - self.part_mean[index]) / self.part_std[index], z
-
-    def evidence(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, every standardised part (n, len(PARTS)), description) of uint8 images."""
-        return self._evidence(x, tuple(range(len(PARTS))))
+                raw.append(self.frame_intensity(x))
+        return out["logits"], torch.stack(raw, dim=1), out["z"]
 
     def set_weights(self, weights) -> None:
         """The weight of each part in the score; parts of weight 0 are not computed by `forward`."""
-        self.weights.copy_(_tensor(weights))
+        self.combination.weights.copy_(as_float32(weights))
         self.active = tuple(i for i, w in enumerate(np.asarray(weights, dtype=float)) if w)
 
     def forward(self, x: torch.Tensor):
-        logits, parts, z = self._evidence(x, self.active)
-        return logits, parts @ self.weights[list(self.active)], z
+        logits, raw, z = self.raw_evidence(x.float() / 255.0, self.active)
+        return logits, self.combination(raw, list(self.active)), z
+
+    def evidence(self, images: np.ndarray) -> np.ndarray:
+        """(n, len(PARTS)) standardised evidence of uint8 images, exactly as the deployed score sums it."""
+        every = list(range(len(PARTS)))
+        raw = batched(lambda x: self.raw_evidence(x, tuple(every))[1], images, self.combination.mean.device)
+        return self.combination.standardize(torch.as_tensor(raw), every).numpy().astype(np.float64)
 
     def standardise_on(self, images: np.ndarray) -> FinalModel:
-        """Set part_mean and part_std from in-distribution training images (uint8); returns self."""
-        self.part_mean.zero_()
-        self.part_std.fill_(1.0)
-        raw = evidence_parts(self, images)
-        self.part_mean.copy_(_tensor(raw.mean(axis=0)))
-        floor = np.where(np.array(PARTS) == "frame intensity", STD_FLOOR, 1e-12)  # the frame is in intensity units
-        self.part_std.copy_(_tensor(np.maximum(raw.std(axis=0), floor)))
+        """Fit the standardisation of every part on in-distribution training images (uint8); returns self."""
+        every = tuple(range(len(PARTS)))
+        raw = batched(lambda x: self.raw_evidence(x, every)[1], images, self.combination.mean.device)
+        self.combination.fit(raw.astype(np.float64))
         return self
-
-
-@torch.no_grad()
-def evidence_parts(model: FinalModel, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """(n, len(PARTS)) standardised evidence of uint8 images, exactly as the deployed score sums it."""
-    device = model.weights.device
-    chunks = [model.evidence(torch.as_tensor(images[start:start + batch_size]).to(device))[1].cpu().numpy()
-              for start in range(0, len(images), batch_size)]
-    return np.concatenate(chunks).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -147,7 +120,7 @@ class LoadedModel:
         return list(self.metadata["class_names"])
 
 
-def fuse_batch_norm(network: nn.Module) -> None:
+def fuse_batch_norm(network: CNN) -> None:
     """Fold every convolution + batch norm pair of the backbone into one convolution (inference only)."""
     for stage in network.stages:
         for block in stage:
@@ -173,15 +146,16 @@ def save_final_model(model: FinalModel, folder: Path | str, profile: str, extra:
             if got.shape != expected.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-4):
                 raise ValueError("the exported model differs from the model")
         torch.export.save(program, str(folder / MODEL_FILE))
+    dim = model.network.config.description_dim
     metadata = {
         "format_version": FORMAT_VERSION,
         "threshold": model.threshold,
         "anomaly_flag": "anomaly_score > threshold",
-        "score_parts": [name for name, w in zip(PARTS, model.weights.tolist()) if w],
+        "score_parts": [PARTS[i] for i in model.active],
         "class_names": list(model.class_names),
-        "embedding_dim": int(model.centres3.shape[1]),
+        "embedding_dim": dim,
         "input": {"dtype": "uint8", "shape": [1, 32, 32], "scaling": "x / 255"},
-        "outputs": ["logits (n, 5)", "anomaly_score (n,)", f"description (n, {int(model.centres3.shape[1])})"],
+        "outputs": ["logits (n, 5)", "anomaly_score (n,)", f"description (n, {dim})"],
         "profile": profile,
         "torch_version": torch.__version__,
         **(extra or {}),

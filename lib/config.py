@@ -1,24 +1,274 @@
-"""Every setting of a run, per profile, in one place (DESIGN §4).
+"""Every setting of a run, per profile, in one place.
+
+A profile is a tree of frozen dataclasses, one branch per stage of the study:
+`report` (bootstrap, maps), `pretraining` (notebook 02), `classification`,
+`baseline` and `model` (notebook 03), `anomaly` (04) and `transfer` (05).
+Every trainable thing has its settings here as two dataclasses that the code
+uses directly: the network (`*Config`, which `lib.nn.registry.build` turns into
+a module and a checkpoint stores beside the weights) and its `Training` recipe
+(what the one training loop, `lib.train.loop`, runs). `cpu` is the reference
+profile; `smoke` and `gpu` are overrides of it (`override`), so a setting a
+profile does not change is the `cpu` value.
 
 `smoke` proves the pipeline works (seconds per notebook, used by the tests),
-`cpu` is the default without CUDA (whole report under 45 minutes on two
+`cpu` is the default without CUDA (the whole report in under 45 minutes on two
 cores), `gpu` the default with CUDA (larger models, longer training, more seeds).
-
-A profile is a tree of frozen dataclasses, one branch per stage: `report`
-(bootstrap, maps), `pretraining` (notebook 02), `classification` (03),
-`baseline` and `model` (03: the plain CNN and the project's model), `anomaly`
-(04) and `transfer` (05); the augmentations are part of it. Each
-notebook prints its profile at the top (`describe`), each checkpoint folder
-stores the configuration it was trained with, and the report's hyperparameter
-table is read from here.
+Each notebook prints its profile at the top (`describe`) and the report's
+settings table is `settings_table`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any, ClassVar
 
 from lib.errors import UserError
-from lib.nn.augment import STRONG, WEAK, AugmentConfig
+
+# --------------------------------------------------------------------------- augmentation
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random views drawn per sample by `lib.nn.augment.augment`; zero switches a transform off."""
+
+    shift: float = 0.10  # largest translation, as a fraction of the image side
+    scale: tuple[float, float] = (0.80, 1.20)  # zoom factor range (>1 enlarges the article)
+    aspect: float = 0.15  # largest log aspect-ratio change (x and y zoom differ by up to exp(±aspect))
+    rotation: float = 10.0  # largest rotation in degrees
+    hflip: float = 0.0  # probability of a horizontal flip: 0, as every shoe in the data points left
+    gain: float = 0.35  # multiplicative brightness change in [1 - gain, 1 + gain]
+    gamma: float = 0.35  # log-gamma range: x ** exp(U(-gamma, gamma))
+    noise: float = 0.04  # largest Gaussian noise standard deviation (intensity units, image in [0, 1])
+    erase: float = 0.25  # probability of erasing one rectangle
+    erase_size: tuple[float, float] = (0.15, 0.35)  # its side lengths, as fractions of the image side
+
+
+# Strong views: the contrastive pretraining augmentation (shifts, zoom, rotation, exposure, noise, erasing).
+STRONG = AugmentConfig()
+# Weak views for classification: label-preserving shifts, zoom, rotation and exposure only.
+WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
+                     erase=0.0)
+NONE = AugmentConfig(shift=0.0, scale=(1.0, 1.0), aspect=0.0, rotation=0.0, hflip=0.0, gain=0.0, gamma=0.0,
+                     noise=0.0, erase=0.0)
+SHIFT_3 = replace(NONE, shift=3 / 32)  # random translations of up to 3 of the 32 pixels: the plain CNN's views
+
+# --------------------------------------------------------------------------- networks (lib.nn.registry builds them)
+
+
+@dataclass(frozen=True)
+class FCAutoencoderConfig:
+    """Fully connected autoencoder: 1024 -> hidden -> latent -> reversed hidden -> 1024."""
+
+    kind: ClassVar[str] = "fc_ae"
+    hidden: tuple[int, ...] = (512, 128)
+    latent: int = 10
+
+
+@dataclass(frozen=True)
+class ConvAutoencoderConfig:
+    """Convolutional autoencoder: strided encoder (channels width, 2 width, 4 width) and its mirror."""
+
+    kind: ClassVar[str] = "conv_ae"
+    width: int = 8  # the autoencoders' decoders dominate their cost, so they are narrower than the encoders
+    latent: int = 10
+    depth: int = 0  # residual blocks after each downsampling
+    batch_norm: bool = True
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    kind: ClassVar[str] = "vae"
+    width: int = 8
+    latent: int = 10
+    depth: int = 0
+    batch_norm: bool = True
+    beta: float = 1.0  # weight of the KL term
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    """SimCLR encoder with a ten-dimensional bottleneck, and a decoder trained on the detached embedding."""
+
+    kind: ClassVar[str] = "contrastive"
+    width: int = 16  # channels of the first convolution (x2 per downsampling)
+    depth: int = 0
+    batch_norm: bool = True
+    features: int = 128  # encoder features before the ten-dimensional bottleneck
+    latent: int = 10
+    temperature: float = 0.5  # NT-Xent temperature
+    decoder: bool = True
+    decoder_fraction: float = 0.25  # share of each batch the decoder learns from (it is slow)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The contrastive encoder with a cosine head over `n_classes` (and optionally a decoder)."""
+
+    kind: ClassVar[str] = "classifier"
+    encoder: ContrastiveConfig = ContrastiveConfig(decoder=False)
+    n_classes: int = 5
+    decoder: bool = False
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Six 3x3 convolutions with batch norm and ReLU, the first at full 32x32 resolution, global average pooling;
+    heads: the classifier, and optionally the `description_dim`-dimensional description and a decoder."""
+
+    kind: ClassVar[str] = "cnn"
+    widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128)
+    strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)
+    dropout: float = 0.3
+    n_classes: int = 5
+    description_dim: int = 0  # 0: no description head
+    decoder: bool = False  # a decoder from the description (the gradient stopped at the description)
+
+
+NETWORK_CONFIGS = (FCAutoencoderConfig, ConvAutoencoderConfig, VAEConfig, ContrastiveConfig, ClassifierConfig,
+                   CNNConfig)
+
+# --------------------------------------------------------------------------- training recipes
+
+
+@dataclass(frozen=True)
+class Training:
+    """What the one training loop runs: AdamW with a linear warm-up and a cosine decay, for `epochs` passes
+    over the training images (epoch-shuffled batches) or `steps` optimizer steps (batches drawn with
+    replacement; with epoch-shuffled batches, a run of `steps` that ends mid-epoch)."""
+
+    lr: float
+    weight_decay: float
+    batch: int
+    epochs: int | None = None
+    steps: int | None = None
+    warmup: float = 0.0  # linear warm-up over this share of the steps
+    min_lr_fraction: float = 0.0  # the cosine decays to this fraction of lr
+    augment: AugmentConfig = NONE
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """A model of notebook 02: trained on the unlabeled images alone."""
+
+    network: Any
+    training: Training
+    snapshots: bool = False  # keep the weights after every epoch (the checkpoint study and the audit read them)
+
+
+@dataclass(frozen=True)
+class Finetune:
+    """Training of the cosine-head classifier (notebooks 03 and 05): labels, with optional FixMatch
+    (`unlabeled_ratio` > 0) and an optional decoder (`recon_weight` > 0). Its encoder is always the contrastive
+    model's architecture (`pretraining.contrastive.network`), so that a pretrained encoder can be copied in."""
+
+    training: Training
+    backbone_lr_factor: float = 1.0  # a pretrained encoder learns slower than its fresh head
+    strong: AugmentConfig = STRONG  # FixMatch's strong views (the weak views are training.augment)
+    unlabeled_ratio: int = 0  # FixMatch mu: unlabeled images per labeled image in a step
+    confidence: float = 0.95  # FixMatch pseudo-label threshold
+    unlabeled_weight: float = 1.0
+    recon_weight: float = 0.0  # auxiliary reconstruction loss (0: no decoder)
+    eval_every: int = 100  # steps between records (validation accuracy, checkpoint)
+
+
+def _pretraining_recipe(epochs: int, lr: float, warmup: float, augment: AugmentConfig = NONE) -> Training:
+    # warm-up of half an epoch: `warmup` is 0.5 / epochs
+    return Training(lr=lr, weight_decay=1e-4, batch=256, epochs=epochs, warmup=warmup, min_lr_fraction=0.01,
+                    augment=augment)
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """Notebook 02: the models that learn from the unlabeled images."""
+
+    fc_ae: Pretrained = Pretrained(FCAutoencoderConfig(), _pretraining_recipe(10, 1e-3, 0.05))
+    # 5e-3 rather than 2e-3: at width 8 the batch-norm autoencoder stalls at twice the error with 2e-3
+    conv_ae: Pretrained = Pretrained(ConvAutoencoderConfig(batch_norm=False), _pretraining_recipe(10, 5e-3, 0.05),
+                                     snapshots=True)
+    conv_ae_bn: Pretrained = Pretrained(ConvAutoencoderConfig(batch_norm=True), _pretraining_recipe(10, 5e-3, 0.05),
+                                        snapshots=True)
+    vae: Pretrained = Pretrained(VAEConfig(), _pretraining_recipe(10, 2e-3, 0.05))
+    contrastive: Pretrained = Pretrained(ContrastiveConfig(), _pretraining_recipe(30, 2e-3, 1 / 60, STRONG))
+    knn_k: int = 10  # k of the k-nearest-neighbour accuracy of a description
+    plateau_tolerance: float = 0.005  # checkpoint plot: k-NN accuracy this close to the last epoch's is the plateau
+
+
+FINETUNE = Finetune(Training(lr=2e-3, weight_decay=5e-4, batch=64, steps=600, min_lr_fraction=0.01, augment=WEAK))
+
+
+def _steps(finetune: Finetune, steps: int, **changes) -> Finetune:
+    return replace(finetune, training=replace(finetune.training, steps=steps), **changes)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Notebook 03's comparison systems: cosine-head classifiers on the contrastive encoder, trained on a
+    stratified four-fifths of the labels; the held-out fifth fits the stacking meta-learner."""
+
+    validation_fraction: float = 0.2
+    supervised: Finetune = FINETUNE  # from scratch
+    contrastive_finetuned: Finetune = replace(FINETUNE, backbone_lr_factor=0.3)
+    auxiliary: Finetune = replace(FINETUNE, recon_weight=1.0)
+    fixmatch: Finetune = _steps(FINETUNE, 800, backbone_lr_factor=0.3, unlabeled_ratio=2)
+    oracle: Finetune = replace(FINETUNE, backbone_lr_factor=0.3,
+                               training=replace(FINETUNE.training, steps=1000, batch=128))
+    budgets: tuple[int, ...] = (50, 250, 1000)  # label budgets of the label-efficiency curve (+ the full split)
+    curve_steps: int = 300  # labels-only runs of the curve
+    curve_fixmatch_steps: int = 150  # semi-supervised runs of the curve (shorter than the main run)
+
+
+BASELINE_TRAINING = Training(lr=2e-3, weight_decay=5e-4, batch=128, epochs=30, warmup=0.3, augment=SHIFT_3,
+                             label_smoothing=0.1)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The plain supervised CNN, trained on the 2,000 labels alone: the reference every method must beat."""
+
+    network: CNNConfig = CNNConfig()
+    training: Training = BASELINE_TRAINING
+
+
+@dataclass(frozen=True)
+class Model:
+    """The project's model: the plain CNN's backbone with a classifier, a ten-dimensional description and a
+    decoder; a labels-only and a self-trained variant, each with every seed and the same number of steps."""
+
+    network: CNNConfig = CNNConfig(description_dim=10, decoder=True)
+    training: Training = replace(BASELINE_TRAINING, epochs=None, steps=450)
+    reconstruction_weight: float = 1.0  # decoder loss (the decoder sees the description with the gradient stopped)
+    pseudo_confidence: float = 0.8  # self-training: unlabeled images whose teacher softmax maximum reaches this
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of both variants; the teacher is the first seed's labels-only run
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """Notebook 04: anomaly scores, fitted on in-distribution training data only."""
+
+    knn_k: int = 10  # kNN distance: k-th nearest unlabeled image
+    elbo_samples: int = 8  # VAE negative ELBO: samples of the latent per image
+    predict_images: int = 10_000  # images of the timed `predict` run
+    unseen_clean: int = 500  # unseen-kind check set (lib.data.unseen): fresh clean images
+    unseen_per_kind: int = 100  # ... and anomalies of each kind
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Notebook 05: every source trains notebook 02's contrastive architecture (without its decoder), then the
+    cosine-head classifier is fine-tuned from it on the labels."""
+
+    source_images: int | None = 26_000  # foreign images drawn for pretraining (None: the whole filtered pool)
+    # short contrastive pretraining, on the foreign pool and on the unlabeled set (warm-up: half an epoch)
+    contrastive: Training = replace(Pretraining.contrastive.training, epochs=2, warmup=0.25)
+    # supervised source pretraining (foreign classes, digits): fine-tuning's optimiser and weak views
+    source: Finetune = replace(FINETUNE, training=replace(FINETUNE.training, steps=300, batch=128), eval_every=50)
+    source_holdout: float = 0.2  # share of a source held out to measure its pretraining
+    foreign_holdout: float = 0.1  # the related (foreign) source's share: its pool is larger than the digits'
+    # every fine-tuning run, whatever its source (the from-scratch network learns at the full rate everywhere)
+    finetune: Finetune = _steps(FINETUNE, 250, eval_every=50, backbone_lr_factor=0.3)
+    budgets: tuple[int, ...] = (50, 250)  # label budgets; the whole training split is always added
+    eval_images: int | None = 5_000  # unlabeled images (answer key) on which accuracy is measured
 
 
 @dataclass(frozen=True)
@@ -31,132 +281,9 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Pretraining:
-    """Notebook 02: the models that learn from the unlabeled images."""
-
-    batch: int = 256
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 0.5
-    min_lr_fraction: float = 0.01  # the cosine schedule decays to this fraction of the learning rate
-    latent: int = 10  # size of every model's description
-    fc_hidden: tuple[int, ...] = (512, 128)
-    fc_epochs: int = 10
-    fc_lr: float = 1e-3
-    autoencoder_width: int = 8  # convolutional autoencoders and VAE (their decoders dominate the cost)
-    autoencoder_epochs: int = 10  # each convolutional autoencoder (one checkpoint per epoch is plotted)
-    # 5e-3 rather than 2e-3: at width 8 the batch-norm autoencoder stalls at twice the error with 2e-3
-    autoencoder_lr: float = 5e-3
-    vae_epochs: int = 10
-    vae_lr: float = 2e-3
-    vae_beta: float = 1.0
-    encoder_width: int = 16  # contrastive encoder: channels of the first convolution (x2 per downsampling)
-    encoder_depth: int = 0  # contrastive encoder: residual blocks after each downsampling
-    encoder_features: int = 128  # contrastive encoder features before the ten-dimensional bottleneck
-    contrastive_epochs: int = 30
-    contrastive_lr: float = 2e-3
-    temperature: float = 0.5  # NT-Xent temperature
-    decoder_fraction: float = 0.25  # share of each batch the contrastive model's decoder learns from
-    augment: AugmentConfig = STRONG
-    knn_k: int = 10  # k of the k-nearest-neighbour accuracy of a description
-    plateau_tolerance: float = 0.005  # checkpoint plot: k-NN accuracy this close to the last epoch's is the plateau
-
-
-@dataclass(frozen=True)
-class Classification:
-    """Notebook 03: few-label classifiers (steps of the fine-tuning loop)."""
-
-    validation_fraction: float = 0.2  # of the labeled set, stratified; it chooses the model
-    batch: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    backbone_lr_factor: float = 0.3  # a pretrained encoder learns slower than its fresh head
-    supervised_steps: int = 600  # labels only: supervised CNN, fine-tuned contrastive, auxiliary
-    recon_weight: float = 1.0  # auxiliary model: weight of the reconstruction loss
-    fixmatch_steps: int = 800
-    unlabeled_ratio: int = 2  # FixMatch mu: unlabeled images per labeled image in a step
-    confidence: float = 0.95  # FixMatch pseudo-label threshold
-    oracle_steps: int = 1000
-    oracle_batch: int = 128
-    budgets: tuple[int, ...] = (50, 250, 1000)  # label budgets of the label-efficiency curve (+ the full split)
-    curve_steps: int = 300  # labels-only runs of the curve
-    curve_fixmatch_steps: int = 150  # semi-supervised runs of the curve (shorter than the main run)
-    eval_every: int = 100
-    weak: AugmentConfig = WEAK
-    strong: AugmentConfig = STRONG
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The plain supervised CNN of DESIGN §5, trained on the 2,000 labels alone (notebook 03)."""
-
-    widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128)  # six 3x3 convolutions with batch norm and ReLU
-    strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)  # the first at full 32x32 resolution
-    dropout: float = 0.3
-    epochs: int = 30
-    batch: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    warmup_fraction: float = 0.3  # one-cycle: linear warm-up over this share of the steps, then cosine decay
-    min_lr_fraction: float = 0.0
-    shift_pixels: int = 3  # random translations of up to this many pixels
-    label_smoothing: float = 0.1
-
-
-@dataclass(frozen=True)
-class Model:
-    """The project's model (notebooks 03 and 04, lib.nn.multihead): the plain CNN's backbone with a classifier,
-    a ten-dimensional description and a decoder; supervised and self-trained variants with the same budget."""
-
-    widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128)
-    strides: tuple[int, ...] = (1, 2, 1, 2, 1, 2)
-    dropout: float = 0.3
-    description_dim: int = 10
-    steps: int = 450  # optimizer steps of every training run, supervised and self-trained alike (the same budget)
-    batch: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 5e-4
-    warmup_fraction: float = 0.3  # one-cycle: linear warm-up over this share of the steps, then cosine decay to 0
-    shift_pixels: int = 3  # random translations of up to this many pixels
-    hflip: float = 0.0  # flip probability: 0, as every shoe in the data points left
-    label_smoothing: float = 0.1
-    reconstruction_weight: float = 1.0  # decoder loss (the decoder sees the description with the gradient stopped)
-    pseudo_confidence: float = 0.8  # self-training: unlabeled images whose teacher softmax maximum reaches this
-    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of both variants; the teacher is the first seed's labels-only run
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    """Notebook 04: anomaly scores, fitted on in-distribution training data only."""
-
-    knn_k: int = 10  # kNN distance: k-th nearest unlabeled image
-    elbo_samples: int = 8  # VAE negative ELBO: samples of the latent per image
-    posterior_refit: float = 0.99  # class Gaussians: unlabeled images above this posterior refit the means
-    predict_images: int = 10_000  # images of the timed `predict` run
-    unseen_clean: int = 500  # unseen-kind check set (lib.data.unseen): fresh clean images
-    unseen_per_kind: int = 100  # ... and anomalies of each kind
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """Notebook 05: budgets of the transfer-learning study (architecture and recipe are notebook 02's)."""
-
-    source_images: int | None = 26_000  # foreign images drawn for pretraining (None: the whole filtered pool)
-    source_steps: int = 300  # supervised pretraining steps (foreign classes, digits)
-    source_batch: int = 128
-    source_holdout: float = 0.2  # share of a source held out to measure its pretraining
-    foreign_holdout: float = 0.1  # the related (foreign) source's share: its pool is larger than the digits'
-    contrastive_epochs: int = 2  # short contrastive pretraining, on the foreign pool and on the unlabeled set
-    finetune_steps: int = 250  # every fine-tuning run, whatever its source and label budget
-    budgets: tuple[int, ...] = (50, 250)  # label budgets; the whole training split is always added
-    eval_images: int | None = 5_000  # unlabeled images (answer key) on which accuracy is measured
-    eval_every: int = 50
-
-
-@dataclass(frozen=True)
 class Profile:
     name: str
     subset: int | None = None  # at most this many images per set (smoke only); None = all
-    seeds: tuple[int, ...] = (0,)  # training seeds where a notebook repeats runs
     report: Report = field(default_factory=Report)
     pretraining: Pretraining = field(default_factory=Pretraining)
     classification: Classification = field(default_factory=Classification)
@@ -173,53 +300,103 @@ class Profile:
         return asdict(self)
 
     def describe(self) -> str:
-        """Every setting, one line per stage (`stage: name=value, ...`), printed at the top of each notebook."""
-        lines = [f"profile {self.name}: subset={self.subset}, seeds={self.seeds}"]
-        for stage, values in self.to_dict().items():
-            if isinstance(values, dict):
-                lines.append(f"  {stage}: " + ", ".join(f"{key}={value}" for key, value in values.items()))
+        """Every setting, one line per stage (`stage: path=value, ...`), printed at the top of each notebook."""
+        lines = [f"profile {self.name}: subset={self.subset}"]
+        for stage in STAGES:
+            lines.append(f"  {stage}: " + ", ".join(f"{path}={value}" for path, value in
+                                                   flatten(getattr(self, stage))))
         return "\n".join(lines)
+
+
+STAGES = ("report", "pretraining", "classification", "baseline", "model", "anomaly", "transfer")
+
+
+def flatten(settings, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted path, value) of every leaf setting of a dataclass tree; an augmentation is one leaf."""
+    leaves = []
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        if is_dataclass(value) and not isinstance(value, AugmentConfig):
+            leaves += flatten(value, f"{prefix}{item.name}.")
+        else:
+            leaves.append((prefix + item.name, value))
+    return leaves
+
+
+def override(settings, changes: dict[str, Any]):
+    """A copy of a dataclass tree with the settings at dotted paths changed ("model.training.steps": 10)."""
+    by_first: dict[str, dict[str, Any]] = {}
+    for path, value in changes.items():
+        first, _, rest = path.partition(".")
+        if first not in {item.name for item in fields(settings)}:
+            raise KeyError(f"{type(settings).__name__} has no setting {first!r}")
+        by_first.setdefault(first, {})[rest] = value
+    updated = {}
+    for first, nested in by_first.items():
+        updated[first] = nested[""] if "" in nested else override(getattr(settings, first), nested)
+    return replace(settings, **updated)
 
 
 def settings_table(profile: Profile) -> list[dict]:
     """Every setting of a profile, one row per stage {stage, settings}: the report's hyperparameter table."""
-    rows = [{"stage": "run", "settings": f"subset {profile.subset}; seeds {', '.join(map(str, profile.seeds))}"}]
-    for stage, values in profile.to_dict().items():
-        if not isinstance(values, dict):
-            continue
-        shown = []
-        for name, value in values.items():
-            if isinstance(value, dict):  # an augmentation: its strengths in brackets
-                value = "(" + ", ".join(f"{key.replace('_', ' ')} {item}" for key, item in value.items()) + ")"
-            shown.append(f"{name.replace('_', ' ')} {value}")
-        rows.append({"stage": stage, "settings": "; ".join(shown)})
+
+    def shown(value) -> str:
+        if isinstance(value, AugmentConfig):  # an augmentation: its strengths in brackets
+            return "(" + ", ".join(f"{key.replace('_', ' ')} {item}" for key, item in asdict(value).items()) + ")"
+        return str(value)
+
+    rows = [{"stage": "run", "settings": f"subset {profile.subset}"}]
+    for stage in STAGES:
+        rows.append({"stage": stage, "settings": "; ".join(f"{path.replace('_', ' ')} {shown(value)}"
+                                                          for path, value in flatten(getattr(profile, stage)))})
     return rows
+
+
+def _smoke_pretraining() -> dict[str, Any]:
+    """Notebook 02 in seconds: 600 images in batches of 128 (4 steps per epoch), warm-up of half an epoch."""
+    changes = {"pretraining.contrastive.network.width": 8}
+    for name, epochs in (("fc_ae", 1), ("conv_ae", 2), ("conv_ae_bn", 2), ("vae", 1), ("contrastive", 1)):
+        changes.update({f"pretraining.{name}.training.batch": 128, f"pretraining.{name}.training.epochs": epochs,
+                        f"pretraining.{name}.training.warmup": 0.5 / epochs})
+    return changes
+
+
+def _finetune_steps(stage: str, names: tuple[str, ...], steps: int, eval_every: int) -> dict[str, Any]:
+    return {key: value for name in names for key, value in ((f"{stage}.{name}.training.steps", steps),
+                                                            (f"{stage}.{name}.eval_every", eval_every))}
 
 
 CPU = Profile("cpu")
 PROFILES = {
-    "smoke": replace(
-        CPU, name="smoke", subset=600,
-        report=Report(bootstrap=100, umap_points=400),
-        pretraining=replace(CPU.pretraining, encoder_width=8, batch=128, contrastive_epochs=1, autoencoder_epochs=2,
-                            vae_epochs=1, fc_epochs=1),
-        classification=replace(CPU.classification, supervised_steps=20, fixmatch_steps=20, oracle_steps=20,
-                               budgets=(50,), curve_steps=10, curve_fixmatch_steps=10, eval_every=10),
-        baseline=replace(CPU.baseline, epochs=2),
-        model=replace(CPU.model, steps=10, seeds=(0, 1)),
-        transfer=Transfer(source_images=600, source_steps=10, source_batch=64, contrastive_epochs=1, finetune_steps=10,
-                          budgets=(50,), eval_images=600, eval_every=10)),
+    "smoke": override(CPU, {
+        "name": "smoke", "subset": 600, "report.bootstrap": 100, "report.umap_points": 400,
+        **_smoke_pretraining(),
+        **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary", "fixmatch", "oracle"),
+                          20, 10),
+        "classification.budgets": (50,), "classification.curve_steps": 10, "classification.curve_fixmatch_steps": 10,
+        "baseline.training.epochs": 2, "model.training.steps": 10, "model.seeds": (0, 1),
+        "transfer.source_images": 600, "transfer.contrastive.epochs": 1, "transfer.contrastive.warmup": 0.5,
+        "transfer.contrastive.batch": 128,
+        "transfer.source.training.steps": 10, "transfer.source.training.batch": 64,
+        "transfer.finetune.training.steps": 10, "transfer.budgets": (50,), "transfer.eval_images": 600,
+        **_finetune_steps("transfer", ("source", "finetune"), 10, 10)}),
     "cpu": CPU,
-    "gpu": replace(
-        CPU, name="gpu", seeds=(0, 1, 2),
-        report=Report(bootstrap=2000, umap_points=8000),
-        pretraining=replace(CPU.pretraining, encoder_width=32, encoder_depth=1, autoencoder_width=32, batch=512,
-                            contrastive_epochs=100, autoencoder_epochs=30, vae_epochs=30, fc_epochs=30),
-        classification=replace(CPU.classification, supervised_steps=1500, fixmatch_steps=4000, unlabeled_ratio=7,
-                               oracle_steps=4000, budgets=(50, 100, 250, 500, 1000), curve_steps=1000,
-                               curve_fixmatch_steps=1500, eval_every=200),
-        transfer=Transfer(source_images=None, source_steps=2_000, source_batch=256, contrastive_epochs=15,
-                          finetune_steps=800, budgets=(50, 250, 1000), eval_images=26_000, eval_every=200)),
+    "gpu": override(CPU, {
+        "name": "gpu", "report.bootstrap": 2000, "report.umap_points": 8000,
+        **{f"pretraining.{name}.training.{key}": value for name in ("fc_ae", "conv_ae", "conv_ae_bn", "vae")
+           for key, value in (("batch", 512), ("epochs", 30), ("warmup", 1 / 60))},
+        **{f"pretraining.{name}.network.width": 32 for name in ("conv_ae", "conv_ae_bn", "vae")},
+        "pretraining.contrastive.network": ContrastiveConfig(width=32, depth=1),
+        "pretraining.contrastive.training.batch": 512, "pretraining.contrastive.training.epochs": 100,
+        "pretraining.contrastive.training.warmup": 0.005,
+        **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary"), 1500, 200),
+        **_finetune_steps("classification", ("fixmatch", "oracle"), 4000, 200),
+        "classification.fixmatch.unlabeled_ratio": 7, "classification.budgets": (50, 100, 250, 500, 1000),
+        "classification.curve_steps": 1000, "classification.curve_fixmatch_steps": 1500,
+        "transfer.source_images": None, "transfer.contrastive.epochs": 15, "transfer.contrastive.batch": 512,
+        "transfer.contrastive.warmup": 1 / 30, "transfer.source.training.steps": 2_000,
+        "transfer.source.training.batch": 256, "transfer.finetune.training.steps": 800,
+        "transfer.finetune.eval_every": 200, "transfer.budgets": (50, 250, 1000), "transfer.eval_images": 26_000}),
 }
 
 

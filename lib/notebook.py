@@ -6,6 +6,7 @@ import json
 import os
 import random
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +25,17 @@ class Context:
     ws: Workspace
     data: Assignment
     answer_key: dict | None  # evaluation code only; None on the original data
+
+    @property
+    def checkpoints(self) -> Path:
+        """The folder of this profile's training runs."""
+        return self.ws.checkpoints(self.profile.name)
+
+    def save_figure(self, fig, name: str) -> None:
+        """Save a matplotlib figure as figures/<name>.png, every text at least 7 pt at print size."""
+        from lib.plots import save_figure
+
+        save_figure(fig, self.ws.figures / f"{name}.png")
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -73,7 +85,7 @@ def setup(profile: str | None = None, seed: int = 0, device: str | None = None,
     data, key = _subset(data, load_answer_key(data), chosen.subset)
     ws = Workspace(workspace)
     # every setting of the run, printed here and kept beside the checkpoints it produces
-    settings = ws.checkpoints(chosen.name, "") / "profile.json"
+    settings = ws.checkpoints(chosen.name) / "profile.json"
     settings.write_text(json.dumps(chosen.to_dict(), indent=2) + "\n")
     print(f"device {torch_device}, seed {seed}, data {data.source}"
           f" ({'replica with answer key' if key is not None else 'original data: answer-key evaluation skipped'})")

@@ -15,6 +15,7 @@ import papermill
 from lib.errors import UserError
 from lib.render import runinfo
 from lib.render.variables import write_report_variables
+from lib.results import summary
 from lib.workspace import PROJECT_ROOT, Workspace
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -118,7 +119,10 @@ def run(ws: Workspace, profile: str, seed: int, device: str, data_path: str | No
         start = time.perf_counter()
         execute_notebook(name, ws, parameters, expected.get(name))
         seconds[name] = round(time.perf_counter() - start, 1)
-        ws.update_summary({f"seconds_per_notebook.{name}": seconds[name], "profile": profile,
+        # a complete run's summary holds the numbers of the notebooks it has run so far, a partial run's those
+        # of every notebook's results
+        fresh = {stem: values for stem, values in ws.all_results().items() if only or stem in seconds}
+        ws.update_summary({**summary(fresh), f"seconds_per_notebook.{name}": seconds[name], "profile": profile,
                            "device": device, "seed": seed})
         log(f"[{number}/{len(names)}] {name} done in {clock(seconds[name])}")
     write_report_variables(ws)  # once all ran: the results of one notebook may feed another's section
@@ -147,8 +151,8 @@ def run_all(ws: Workspace, profile: str, seed: int, device: str, data_path: str 
         log(f"rendering the report with {renderer_name(engine)}")
         pdf = render_report(ws.report, engine=engine)
         log(f"report: {pdf}")
-    summary = ws.update_summary({"seconds_total": round(time.perf_counter() - start, 1)})
+    summary_path = ws.update_summary({"seconds_total": round(time.perf_counter() - start, 1)})
     runs = ws.results / "runs"
     runs.mkdir(exist_ok=True)
-    shutil.copyfile(summary, runs / f"{profile}.json")  # this profile's last complete run (DESIGN §8)
+    shutil.copyfile(summary_path, runs / f"{profile}.json")  # this profile's last complete run
     return pdf

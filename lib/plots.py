@@ -25,6 +25,12 @@ def enforce_min_font(fig, min_points: float = MIN_PRINTED_POINTS, width: float =
             text.set_fontsize(min_points / scale)
 
 
+def save_figure(fig, path) -> None:
+    """Save a figure as a PNG for the report, every text at least `MIN_PRINTED_POINTS` at print size."""
+    enforce_min_font(fig)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+
+
 def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[str] | None = None,
                cell: float = 0.9, cmap: str = IMAGE_CMAP, titles: list[list[str]] | None = None):
     """One row of images per entry of `rows` (each (k, 1, 32, 32) or (k, 32, 32)), labelled on the left;

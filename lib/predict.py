@@ -1,4 +1,4 @@
-"""`python -m lib predict`: apply the deployed model to new images and write a CSV (DESIGN §7).
+"""`python -m lib predict`: apply the deployed model to new images and write a CSV (README "Other ways in").
 
 INPUT is a `.npy` array of uint8 images, (n, 28, 28), (n, 1, 28, 28),
 (n, 32, 32) or (n, 1, 32, 32) (28x28 are padded with 2 zero pixels per side,
@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -108,14 +111,28 @@ def check_output(out: Path, inputs: Path) -> None:
 
 
 def run_model(module, images: np.ndarray, batch_size: int = BATCH_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(logits, anomaly scores, embeddings) of uint8 images, in batches without gradients."""
-    import torch
+    """(logits, anomaly scores, embeddings) of uint8 images by the deployed model, in batches on the CPU."""
+    from lib.nn.infer import batched
 
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            outputs.append([t.float().numpy() for t in module(torch.from_numpy(images[start:start + batch_size]))])
-    return tuple(np.concatenate(parts) for parts in zip(*outputs))
+    return batched(module, images, "cpu", batch_size, scale=False)
+
+
+def time_predict(model_folder: Path, images: np.ndarray) -> float:
+    """Seconds `python -m lib predict` takes in a fresh process on `images` saved as .npy, model load included."""
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as folder:
+        images_path, out_path = Path(folder) / "images.npy", Path(folder) / "predictions.csv"
+        np.save(images_path, images)
+        start = time.perf_counter()
+        completed = subprocess.run([sys.executable, "-m", "lib", "predict", str(images_path), "--out", str(out_path),
+                                    "--model", str(model_folder)], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if completed.returncode != 0:
+            raise RuntimeError(f"predict failed: {completed.stderr.strip()}")
+        if len(pd.read_csv(out_path)) != len(images):
+            raise RuntimeError("predict wrote the wrong number of rows")
+    return seconds
 
 
 def predict_file(inputs: Path | str, out: Path | str, model_folder: Path | str | None = None,

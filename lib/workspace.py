@@ -33,20 +33,18 @@ class Workspace:
         for folder in (self.figures, self.results, self.report):
             folder.mkdir(parents=True, exist_ok=True)
 
-    def checkpoints(self, profile: str, name: str) -> Path:
-        folder = self.root / "checkpoints" / profile / name
+    def checkpoints(self, profile: str) -> Path:
+        """The folder of a profile's training runs (one subfolder per run, lib.train.cache)."""
+        folder = self.root / "checkpoints" / profile
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def save_figure(self, fig, name: str) -> None:
-        """Save a matplotlib figure as figures/<name>.png (the notebook still shows it).
+    def relative(self, path: Path | str) -> str:
+        """`path` relative to the workspace (as results JSON records checkpoint folders)."""
+        return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
 
-        Returns nothing, so a figure cell that ends with this call shows only the figure.
-        """
-        from lib.plots import enforce_min_font  # imported here: matplotlib is not needed to read results
-
-        enforce_min_font(fig)
-        fig.savefig(self.figures / f"{name}.png", dpi=150, bbox_inches="tight")
+    def path(self, relative: str) -> Path:
+        return self.root / relative
 
     def write_results(self, notebook: str, results: dict) -> Path:
         """Write one notebook's numbers to results/<notebook>.json."""
@@ -59,6 +57,10 @@ class Workspace:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: run notebook {notebook} first")
         return json.loads(path.read_text())
+
+    def all_results(self) -> dict[str, dict]:
+        """Every notebook's results/<notebook>.json by notebook name (the summary is not one of them)."""
+        return {path.stem: json.loads(path.read_text()) for path in sorted(self.results.glob("[0-9][0-9]_*.json"))}
 
     def update_summary(self, values: dict) -> Path:
         """Merge dotted keys (e.g. 'ood.auroc.rep2') into results/summary.json."""

@@ -68,14 +68,14 @@ Markdown(exploration.DATASET_USE.to_markdown(index=False))
 #| label: fig-class-grid
 #| fig-cap: "Ten labeled images per class (rows). The three footwear classes share shape and orientation (all point left); trousers and bags are distinct."
 fig = plots.image_rows(exploration.class_examples(data, per_class=10), list(CLASS_NAMES))
-ctx.ws.save_figure(fig, "01_class_grid")
+ctx.save_figure(fig, "01_class_grid")
 plt.show()
 
 # %%
 #| label: fig-class-mean-std
 #| fig-cap: "Per-class mean (top) and standard deviation (bottom) of the labeled images, grey levels 0-255. The classes differ mostly in silhouette; the spread concentrates at the outline, where sizes vary."
 fig = plots.class_mean_std(data.labeled_x, data.labeled_y, CLASS_NAMES)
-ctx.ws.save_figure(fig, "01_class_mean_std")
+ctx.save_figure(fig, "01_class_mean_std")
 plt.show()
 
 # %% [markdown]
@@ -90,7 +90,7 @@ plt.show()
 #| label: fig-anomaly-kinds
 #| fig-cap: "Anomalies of representative set 1, one row per origin: foreign Fashion-MNIST classes and the six corruption kinds. Foreign clothes are upright and centred like normal data, so only their shape gives them away; corruptions change texture and intensity statistics."
 fig = plots.image_rows(*exploration.anomaly_rows(data, key, per_row=6))
-ctx.ws.save_figure(fig, "01_anomaly_kinds")
+ctx.save_figure(fig, "01_anomaly_kinds")
 plt.show()
 
 # %% [markdown]
@@ -113,7 +113,7 @@ is_anomaly = data.rep1_y == ANOMALY
 ink = exploration.ink_per_image(data.labeled_x)
 fig = plots.pixel_histograms(data.rep1_x[~is_anomaly], data.rep1_x[is_anomaly], ink,
                              np.array(CLASS_NAMES)[data.labeled_y], CLASS_NAMES)
-ctx.ws.save_figure(fig, "01_pixel_histograms")
+ctx.save_figure(fig, "01_pixel_histograms")
 plt.show()
 
 # %% [markdown]
@@ -127,9 +127,9 @@ plt.show()
 #| label: fig-pixel-maps
 #| fig-cap: "Raw pixels mapped to 2-D by PCA (left) and UMAP (right): unlabeled images coloured by true class, anomalies of representative set 1 as crosses. Trousers and bags separate already; the footwear classes overlap, and many anomalies fall inside the normal clusters, so raw pixels alone will not do."
 # as many principal components as the learned description has dimensions
-maps = exploration.pixel_maps(data, key, ctx.profile.report, n_components=ctx.profile.pretraining.latent, seed=seed)
+maps = exploration.pixel_maps(data, key, ctx.profile.report, n_components=ctx.profile.model.network.description_dim, seed=seed)
 fig = plots.pixel_maps(maps.pca, maps.umap, maps.groups, maps.names, highlight=ANOMALY)
-ctx.ws.save_figure(fig, "01_pixel_maps")
+ctx.save_figure(fig, "01_pixel_maps")
 plt.show()
 
 # %% [markdown]
@@ -146,6 +146,6 @@ duplicates = exploration.exact_duplicates(data)
 Markdown(duplicates.to_markdown(index=False))
 
 # %%
-results = exploration.summary(data, duplicates, maps.pca_variance, is_replica=key is not None)
+results = exploration.summary(data, duplicates, maps.pca_variance, is_replica=data.is_replica)
 ctx.ws.write_results("01_data_exploration", results)  # the report's `data` variables are read from here
 print(results)

@@ -32,10 +32,10 @@
 # - **answer key** (replica only): the true classes of the unlabeled images,
 #   read only to score the clusterings.
 #
-# Later notebooks load the trained models from their checkpoints
-# (`lib.nn.train.load_trained`) instead of training them again. The loops,
-# tables and figure contents live in `lib.experiments.pretraining`, the
-# drawing in `lib.plots`.
+# Later notebooks load the trained models from the checkpoint folders this
+# notebook records (`lib.train.checkpoint.load_model`) instead of training them
+# again. Training and scoring live in `lib.experiments.pretraining`, the tables
+# in `lib.render.tables`, the drawing in `lib.plots`.
 
 # %% tags=["parameters"]
 profile = None  # "smoke" | "cpu" | "gpu"; None: the default for the device
@@ -45,24 +45,23 @@ workspace = None  # folder for figures/, results/, report/, checkpoints/; None: 
 data_path = None  # the original assignment pickle; None: ASSIGNMENT_DATA or the replica
 
 # %%
-from lib.notebook import setup
-
-ctx = setup(profile, seed, device, workspace, data_path)
-
-# %%
 import time
 
-from IPython.display import Markdown, display
+import matplotlib.pyplot as plt
+from IPython.display import Markdown
 
+from lib import plots
+from lib.data import CLASS_NAMES
 from lib.experiments import pretraining as pre
-from lib.nn.train import PRETRAINED, pretraining_plan
+from lib.notebook import setup
+from lib.render import tables
 
+ctx = setup(profile, seed, device, workspace, data_path)
 started = time.perf_counter()
 data, y_unlabeled = ctx.data, pre.unlabeled_classes(ctx.answer_key)
 if y_unlabeled is None:
     print("original data without answer key: cluster metrics are scored on the 2,000 labeled images instead")
-plan = pretraining_plan(ctx.profile, ctx.seed)
-print(f"{len(data.unlabeled):,} unlabeled images for training; models: {', '.join(PRETRAINED.values())}")
+print(f"{len(data.unlabeled):,} unlabeled images for training; parameters: {pre.parameter_counts(ctx.profile)}")
 
 # %% [markdown]
 # ## Augmentation: which changes keep the mode of an image
@@ -98,12 +97,15 @@ print(f"{len(data.unlabeled):,} unlabeled images for training; models: {', '.joi
 # %%
 #| label: fig-augmented-views
 #| fig-cap: "Random augmented views of one labeled image of each class (left: the original). Each row keeps its class: shifts, zooms, small rotations, exposure changes and small erased patches vary the image, while no view is flipped, inverted or turned upside down."
-ctx.ws.save_figure(pre.augmented_views_figure(data, plan, ctx.seed), "02_augmented_views")
+fig = plots.plot_views(pre.augmentation_examples(data), ctx.profile.pretraining.contrastive.training.augment,
+                       n_views=pre.VIEWS, seed=ctx.seed, row_titles=list(CLASS_NAMES))
+ctx.save_figure(fig, "02_augmented_views")
+plt.show()
 
 # %% [markdown]
 # ## The models
 #
-# All convolutional models share one encoder design (`lib.nn.models.ConvEncoder`):
+# All convolutional models share one encoder design (`lib.nn.blocks.ConvEncoder`):
 # a stride-2 3×3 convolution right at the input (32 → 16 pixels, which keeps
 # the CPU profile fast), two more stride-2 stages (→ 8 → 4 pixels) with the
 # channels doubling each time, optional residual blocks after each
@@ -126,21 +128,15 @@ ctx.ws.save_figure(pre.augmented_views_figure(data, plan, ctx.seed), "02_augment
 #   a decoder learns to draw the image from the detached embedding, which
 #   makes the modes visible without changing the embedding.
 #
-# Width and depth are set by the run profile; the autoencoders of the CPU
-# profile are narrower than the contrastive encoder because their decoders
-# dominate their cost.
-#
-# The configuration of each model comes from the run profile
-# (`lib.nn.train.pretraining_plan`); the parameter counts:
-
-# %%
-print(pre.describe_plan(plan))
+# Width and depth are set by the run profile (`lib.config.Pretraining`); the
+# autoencoders of the CPU profile are narrower than the contrastive encoder
+# because their decoders dominate their cost.
 
 # %% [markdown]
 # ## Training
 #
-# One loop trains every model (`lib.nn.train.train`; the model supplies its
-# loss): AdamW, a linear warm-up over half an epoch and cosine decay of the
+# One loop trains every model (`lib.train.runs.pretrain`; the losses are in
+# `lib.train.objectives`): AdamW, a linear warm-up over half an epoch and cosine decay of the
 # learning rate, a checkpoint after every epoch (all of them for the
 # convolutional autoencoders, whose checkpoints are compared below), and
 # resumption from the last checkpoint when a run is interrupted. Shuffling
@@ -151,17 +147,20 @@ print(pre.describe_plan(plan))
 # instead of trained again.
 
 # %%
-trained = pre.train_all(ctx, plan)
+trained = pre.train_all(ctx)
 
 # %%
 #| label: tbl-pretraining-models
 #| tbl-cap: "The pretrained models: size, training budget, measured training throughput (median over epochs, in source images per second; the contrastive model processes two augmented views of each) and the last epoch's mean training loss (autoencoders: MSE per pixel; VAE: negative ELBO in nats; contrastive: NT-Xent plus its decoder's MSE)."
-display(Markdown(pre.training_table(trained, plan).to_markdown(index=False)))
+Markdown(tables.pretraining_models(pre.training_summary(trained, ctx.profile.pretraining)).to_markdown(index=False))
 
 # %%
 #| label: fig-training-curves
 #| fig-cap: "Training loss per epoch (mean over the epoch's batches). Left: mean squared reconstruction error of the three autoencoders (log scale); middle: the VAE's negative ELBO; right: the contrastive model's NT-Xent loss. Every curve falls steeply in the first epochs and flattens as the learning rate decays towards its floor."
-ctx.ws.save_figure(pre.training_curves_figure(trained), "02_training_curves")
+fig = plots.plot_histories({tables.description_name(name): result.history for name, result in trained.items()},
+                           tables.CURVE_PANELS)
+ctx.save_figure(fig, "02_training_curves")
+plt.show()
 
 # %% [markdown]
 # ## Reconstructions
@@ -175,7 +174,11 @@ ctx.ws.save_figure(pre.training_curves_figure(trained), "02_training_curves")
 # %%
 #| label: fig-reconstructions
 #| fig-cap: "Unlabeled images 1, 2, 3, 6, 7 and 9 (top row, counted from 0) and what each model draws from its ten-dimensional code. All keep outline, size and brightness and lose texture and thin straps; the contrastive model's decoder, which sees only the embedding, draws a typical article of the recognised kind."
-ctx.ws.save_figure(pre.reconstructions_figure(trained, data.unlabeled), "02_reconstructions")
+rows = pre.reconstructions(trained, data.unlabeled)
+fig = plots.plot_image_rows({tables.description_name(name): images for name, images in rows.items()},
+                            column_titles=[f"image {i}" for i in pre.SHOWN_IMAGES], figsize=(7.5, 7.0))
+ctx.save_figure(fig, "02_reconstructions")
+plt.show()
 
 # %% [markdown]
 # ## How well the ten numbers describe the five modes
@@ -200,12 +203,11 @@ print(f"scored on: {next(iter(evaluations.values())).metrics['evaluated_on']}")
 # %%
 #| label: tbl-embedding-comparison
 #| tbl-cap: "Ten-dimensional descriptions compared on the same data: clustering of the 26,000 unlabeled images by k-means and by a Gaussian mixture (GMM), scored against the true classes (accuracy after Hungarian matching, NMI), k-NN accuracy with the 2,000 labeled images as reference, and the silhouette of the k-means clusters. Brackets: 95 % bootstrap interval."
-
-display(Markdown(pre.comparison_table(evaluations).to_markdown(index=False)))
+Markdown(tables.descriptions({m: e.metrics for m, e in evaluations.items()}).to_markdown(index=False))
 
 # %%
-best = pre.best_method(evaluations)
-print(f"best description for k-means: {best}")
+best = pre.best_description(evaluations)
+print(f"best description for k-means: {best.chosen}")
 
 # %% [markdown]
 # ## Maps of the descriptions
@@ -216,17 +218,26 @@ print(f"best description for k-means: {best}")
 # not share neighbours, their sizes and the gaps between them mean little.
 
 # %%
-maps = pre.umap_maps(embeddings, evaluations, y_unlabeled, ctx.profile.report, ctx.seed)
+maps = pre.umap_maps(embeddings, evaluations, best.chosen, y_unlabeled, ctx.profile.report, ctx.seed)
 
 # %%
 #| label: fig-embedding-umap
 #| fig-cap: "UMAP of two ten-dimensional descriptions of the same unlabeled images, coloured by true class: the baseline convolutional autoencoder (left) and the description with the best k-means accuracy (right). Both separate trousers and bags; the autoencoder interleaves sandals, sneakers and ankle boots, the contrastive description gives each footwear class mostly its own region, with sandals and sneakers still touching."
-ctx.ws.save_figure(pre.umap_pair_figure(maps, best), "02_embedding_umap")
+pair = [pre.BASELINE, best.chosen]
+fig = plots.plot_embedding_maps({tables.map_title(m, evaluations[m].metrics): maps.maps[m] for m in pair}, maps.colours,
+                                CLASS_NAMES, figsize=(10, 4.6), legend_title=tables.map_legend(maps.answer_key))
+ctx.save_figure(fig, "02_embedding_umap")
+plt.show()
 
 # %%
 #| label: fig-embedding-umap-all
 #| fig-cap: "UMAP of the other descriptions, coloured by true class (same images as the previous figure). Trousers and bags form islands of their own in every map; sandals, sneakers and ankle boots share neighbourhoods."
-ctx.ws.save_figure(pre.umap_others_figure(maps, best), "02_embedding_umap_all")
+others = [m for m in maps.maps if m not in pair]
+fig = plots.plot_embedding_maps({tables.map_title(m, evaluations[m].metrics): maps.maps[m] for m in others}, maps.colours,
+                                CLASS_NAMES, ncols=len(others), figsize=(10, 3.4),
+                                legend_title=tables.map_legend(maps.answer_key))
+ctx.save_figure(fig, "02_embedding_umap_all")
+plt.show()
 
 # %% [markdown]
 # ## Reconstruction error is not what the downstream tasks need
@@ -239,14 +250,18 @@ ctx.ws.save_figure(pre.umap_others_figure(maps, best), "02_embedding_umap_all")
 # %%
 #| label: fig-checkpoint-tradeoff
 #| fig-cap: "Checkpoints of the convolutional autoencoder with batch norm (number = epoch, 0 = the random initialisation): mean reconstruction error on all unlabeled images against the k-NN accuracy of its ten-dimensional code (labeled images as reference). Left: all checkpoints; right: zoom on the later ones. After the first epochs the error keeps falling while the accuracy hardly moves."
-checkpoints = pre.checkpoint_tradeoff(ctx.ws.checkpoints(ctx.profile.name, pre.BASELINE), data, y_unlabeled,
-                                      ctx.device, ctx.profile.pretraining.knn_k)
-ctx.ws.save_figure(pre.checkpoint_figure(checkpoints, y_unlabeled is not None), "02_checkpoint_tradeoff")
-display(Markdown(checkpoints.round(4).to_markdown(index=False)))
+checkpoints = pre.checkpoint_tradeoff(trained[pre.BASELINE].folder, data, y_unlabeled, ctx.device,
+                                      ctx.profile.pretraining.knn_k)
+fig = plots.plot_checkpoint_tradeoff(checkpoints["reconstruction_mse"].to_numpy(),
+                                     checkpoints["knn_accuracy"].to_numpy(), checkpoints["epoch"].tolist(),
+                                     tables.description_name(pre.BASELINE), tables.knn_label(y_unlabeled is not None))
+ctx.save_figure(fig, "02_checkpoint_tradeoff")
+plt.show()
+Markdown(checkpoints.round(4).to_markdown(index=False))
 
 # %%
 plateau = pre.checkpoint_plateau(checkpoints, ctx.profile.pretraining.plateau_tolerance)
-print(pre.plateau_sentence(plateau))
+print(tables.plateau_sentence(plateau))
 
 # %% [markdown]
 # Lower reconstruction error does not keep buying a better description: the
@@ -266,21 +281,27 @@ print(pre.plateau_sentence(plateau))
 # %%
 #| label: fig-modes
 #| fig-cap: "The five modes of the contrastive description: for each k-means cluster (named after the class it is matched to, with its size), the image the decoder draws from the cluster centre (left) and the eight unlabeled images nearest to the centre. The decoded centres are blurred averages of their cluster; the nearest images are typical members of one class."
-ctx.ws.save_figure(pre.modes_figure(trained, embeddings, evaluations, data.unlabeled), "02_modes")
+modes = pre.mode_rows(trained["contrastive"].model, evaluations["contrastive"], embeddings["contrastive"][0],
+                      data.unlabeled)
+fig = plots.plot_image_rows({f"{name}\n({size:,} images)": images for name, size, images in modes},
+                            column_titles=["decoded\ncentre"] + [f"nearest\n{i + 1}" for i in range(pre.NEAREST)],
+                            figsize=(9, 5.8))
+ctx.save_figure(fig, "02_modes")
+plt.show()
 
 # %% [markdown]
 # ## Numbers for later notebooks and the report
 #
-# Everything measured here goes to `results/02_pretraining.json` (notebook 04
-# compares the descriptions in its table of systems; the report's numbers are
-# made from it by `lib.render.variables`). Later notebooks load the models
-# themselves with `lib.nn.train.load_trained(folder)`.
+# Everything measured here goes to `results/02_pretraining.json`, with each
+# model's checkpoint folder: notebook 04 compares the descriptions in its table
+# of systems, later notebooks load the models from those folders
+# (`lib.train.checkpoint.load_model`), and `lib.render.variables` makes the
+# report's numbers from it.
 
 # %%
-results = pre.results(ctx, plan, trained, evaluations, checkpoints, plateau, time.perf_counter() - started)
+results = pre.record(ctx, trained, evaluations, best, checkpoints, plateau, time.perf_counter() - started)
 ctx.ws.write_results("02_pretraining", results)
-ctx.ws.update_summary(pre.summary(results, y_unlabeled is not None))
-print(pre.conclusion(results))
+print(tables.description_target_sentence(results))
 print(f"notebook time after setup: {time.perf_counter() - started:.0f} s")
 
 # %% [markdown]

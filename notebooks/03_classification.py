@@ -36,21 +36,19 @@ workspace = None  # folder for figures/, results/, report/, checkpoints/; None: 
 data_path = None  # the original assignment pickle; None: ASSIGNMENT_DATA or the replica
 
 # %%
-from dataclasses import asdict
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
 from lib import plots
 from lib.config import settings_table
 from lib.data import ANOMALY
-from lib.eval import metrics, protocol
+from lib.eval import metrics
 from lib.experiments import classification as cls
-from lib.experiments.names import BASELINE, MODEL_SELF_TRAINED, MODEL_SUPERVISED, ORACLE, STACKING, SUPERVISED
-from lib.nn.train import load_trained
 from lib.notebook import setup
+from lib.render import tables
+from lib.results import plain
 
 ctx = setup(profile, seed, device, workspace, data_path)
 data, key, settings = ctx.data, ctx.answer_key, ctx.profile.classification
@@ -66,9 +64,7 @@ print(f"labeled: {len(split.y_train)} for training, {len(split.y_val)} for valid
 # loaded from their checkpoints; nothing is retrained here.
 
 # %%
-pretrained = {name: load_trained(ctx.ws.checkpoints(ctx.profile.name, name), ctx.device)
-              for name in ("contrastive", "conv_ae", "vae")}
-architecture = pretrained["contrastive"].config
+pretrained = cls.load_pretrained(ctx)
 
 # %% [markdown]
 # ## The models
@@ -84,7 +80,7 @@ architecture = pretrained["contrastive"].config
 # | contrastive + FixMatch | training split | pretraining and fine-tuning | fine-tuned with confident pseudo-labels on the unlabeled images |
 # | stacking ensemble | all labels | as its members | logistic regression on the supervised, contrastive and auxiliary models' probabilities |
 # | plain CNN (baseline) | all 2,000 | none | six 3x3 convolutions, the first at full resolution, trained on every label (the reference every method must beat) |
-# | ours, labels only | all 2,000 | none | the baseline's backbone with classifier, ten-dimensional description and decoder (`lib.nn.multihead`) |
+# | ours, labels only | all 2,000 | none | the baseline's backbone with classifier, ten-dimensional description and decoder (`lib.nn.cnn`) |
 # | ours, self-trained | all 2,000 | pseudo-labels | the same, also trained on the unlabeled images the first labels-only network labels confidently |
 # | oracle | all 27,600 | all, labelled by the answer key | upper bound, not a candidate |
 #
@@ -101,18 +97,15 @@ architecture = pretrained["contrastive"].config
 # letting reconstruction dominate once classification is learned.
 
 # %%
-trained = cls.train_networks(ctx, split, pretrained["contrastive"], architecture)
+trained = cls.train_networks(ctx, split, pretrained["contrastive"])
 systems, stacking = cls.catalogue(trained, pretrained, split, len(data.unlabeled), seed)
-systems[BASELINE] = cls.baseline_system(cls.train_baseline(ctx), len(data.labeled_y))
-if key is not None:
-    oracle = cls.train_oracle(ctx, split, pretrained["contrastive"], architecture)
-    systems[ORACLE] = cls.System(cls.network_probabilities(oracle), len(split.y_train) + len(data.unlabeled),
-                                     "all, with true labels", systems[SUPERVISED].parameters, oracle.seconds)
+baseline = cls.train_baseline(ctx)
+systems.update(cls.baseline_and_oracle(ctx, split, baseline, pretrained["contrastive"]))
 
 # %% [markdown]
 # ## The project's model, with and without the unlabeled images
 #
-# The plain CNN's backbone with three heads (`lib.nn.multihead`): the
+# The plain CNN's backbone with three heads (`lib.nn.cnn`): the
 # classifier, the ten-dimensional description (trained through its own
 # five-class head) and a decoder. Two variants with the same number of steps
 # and every seed of `model.seeds`: on the 2,000 labels alone, and self-trained
@@ -128,27 +121,27 @@ rep1_clean = data.rep1_y != ANOMALY
 seed_sets = {"rep1_clean": (data.rep1_x[rep1_clean], data.rep1_y[rep1_clean]),
              **{name: value for name, value in eval_sets.items() if name != "validation"}}
 per_seed = cls.seed_accuracy(runs, seed_sets)
-chosen = protocol.choose_variant(per_seed, MODEL_SUPERVISED, MODEL_SELF_TRAINED)
+choice = cls.choose_variant(per_seed)
 first_seed = model_settings.seeds[0]
-systems[MODEL_SUPERVISED] = cls.model_system(runs[MODEL_SUPERVISED][first_seed], len(data.labeled_y), "none")
-systems[MODEL_SELF_TRAINED] = cls.model_system(runs[MODEL_SELF_TRAINED][first_seed], len(data.labeled_y),
-                                               f"{len(pseudo['index']):,} (pseudo-labels)")
-pseudo_accuracy = (metrics.accuracy(key["unlabeled_class"][pseudo["index"]], pseudo["label"])
-                   if key is not None else None)
-print(f"chosen on set 1: {chosen}; {len(pseudo['index']):,} pseudo-labels"
-      + (f", {100 * pseudo_accuracy:.2f} % correct (answer key)" if pseudo_accuracy is not None else ""))
+systems["model_labels_only"] = cls.network_system(runs["model_labels_only"][first_seed], len(data.labeled_y),
+                                                  "none", 0)
+systems["model_self_trained"] = cls.network_system(runs["model_self_trained"][first_seed], len(data.labeled_y),
+                                                   "pseudo-labels", len(pseudo["index"]))
+pseudo_accuracy = cls.pseudo_label_accuracy(key, pseudo)
+print(f"chosen on set 1: {choice.chosen}; {len(pseudo['index']):,} pseudo-labels, {pseudo_accuracy} correct "
+      "(answer key)")
 
 # %%
 #| label: fig-network
 #| fig-cap: "The project's model. Solid arrows: the forward pass, from the image through the three stages of the backbone (two 3x3 convolutions each, widths and resolutions as labelled) to the pooled features and the three heads (the classifier, the ten-dimensional description with its own five-class head, and the decoder, which sees the description with the gradient stopped). Dashed arrows: the six parts of evidence the anomaly score can sum."
-fig = plots.model_diagram(model_settings.widths, model_settings.description_dim)
-ctx.ws.save_figure(fig, "03_network")
+fig = plots.model_diagram(model_settings.network.widths, model_settings.network.description_dim)
+ctx.save_figure(fig, "03_network")
 plt.show()
 
 # %%
 #| label: tbl-model-seeds
 #| tbl-cap: "The project's model over training seeds: accuracy (%) as mean ± standard deviation over the seeds, on set 1's clean images (which choose the variant), the unlabeled images (transductive) and set 2's clean images (inductive). Both variants take the same number of optimisation steps."
-Markdown(cls.seed_table(per_seed, chosen).to_markdown(index=False))
+Markdown(tables.model_seeds(per_seed, choice.chosen).to_markdown(index=False))
 
 # %% [markdown]
 # ## Results
@@ -161,21 +154,19 @@ Markdown(cls.seed_table(per_seed, chosen).to_markdown(index=False))
 
 # %%
 probabilities, accuracy = cls.evaluate(systems, eval_sets, ctx.profile.bootstrap, seed)
-accuracy[STACKING]["validation"] = {"value": stacking.cv_accuracy, "ci": None}
-for name in (BASELINE, MODEL_SUPERVISED, MODEL_SELF_TRAINED):
-    accuracy[name]["validation"] = {"value": None, "ci": None}  # trained on it: no validation number
+cls.no_validation_number(accuracy, stacking)
 rates = {name: cls.inference_rate(system.predict, data.unlabeled[:4096]) for name, system in systems.items()}
 
 # %%
 #| label: tbl-classification
 #| tbl-cap: "Few-label classification, all systems on the same data in one run: accuracy (%) with 95 % bootstrap intervals on the 26,000 unlabeled images (answer key; transductive for the systems that saw them unlabeled in training) and on the clean images of representative set 2 (inductive); labels and unlabeled images used, parameters, CPU inference time (two threads, ms per 1,000 images) and training time (s). Ours: the first seed's network. The oracle is an upper bound trained with the answer key, not a candidate."
-Markdown(cls.comparison_table(systems, accuracy, rates, chosen).to_markdown(index=False))
+Markdown(tables.classification(cls.system_info(systems), plain(accuracy), rates, choice.chosen).to_markdown(index=False))
 
 # %%
 #| label: fig-classification-curves
 #| fig-cap: "Training of the fine-tuned networks: validation loss (left) and validation accuracy (right) against optimisation steps. Pretrained encoders start far ahead of the network trained from scratch."
-fig = plots.classification_curves({name: result.history for name, result in trained.items()})
-ctx.ws.save_figure(fig, "03_classification_curves")
+fig = plots.classification_curves({tables.system_name(name): result.history for name, result in trained.items()})
+ctx.save_figure(fig, "03_classification_curves")
 plt.show()
 
 # %% [markdown]
@@ -188,10 +179,10 @@ plt.show()
 # %%
 #| label: fig-confusion
 #| fig-cap: "Confusion matrix of the chosen model (rows: true class, columns: predicted, % of the true class) on the unlabeled images (answer key; without it, on the clean images of representative set 2). The remaining errors are among the footwear classes."
-target = "unlabeled" if "unlabeled" in eval_sets else "rep2_clean"
-y_true, chosen_probabilities = eval_sets[target][1], probabilities[chosen][target]
+target = cls.reference_set(eval_sets)
+y_true, chosen_probabilities = eval_sets[target][1], probabilities[choice.chosen][target]
 fig = plots.confusion(metrics.confusion_matrix(y_true, chosen_probabilities.argmax(1), 5), figsize=(4.6, 3.7))
-ctx.ws.save_figure(fig, "03_confusion")
+ctx.save_figure(fig, "03_confusion")
 plt.show()
 
 # %%
@@ -200,7 +191,7 @@ plt.show()
 ece = metrics.metric_with_ci(metrics.expected_calibration_error, chosen_probabilities, y_true,
                              n_resamples=ctx.profile.bootstrap, seed=seed)
 fig = plots.calibration(metrics.reliability_diagram(chosen_probabilities, y_true), ece["value"])
-ctx.ws.save_figure(fig, "03_calibration")
+ctx.save_figure(fig, "03_calibration")
 plt.show()
 
 # %% [markdown]
@@ -216,9 +207,9 @@ plt.show()
 # %%
 #| label: fig-label-efficiency
 #| fig-cap: "Label efficiency: accuracy on the unlabeled images (answer key; without it, set 2's clean images) against the number of labels used for training (log scale), for the network trained from scratch and the contrastive encoder fine-tuned without and with FixMatch; the gap between the curves is what pretraining on the unlabeled images adds at each label budget."
-curve = cls.label_efficiency(ctx, split, trained, pretrained["contrastive"], architecture, eval_sets[target])
-fig = plots.label_efficiency(curve)
-ctx.ws.save_figure(fig, "03_label_efficiency")
+curve = cls.label_efficiency(ctx, split, trained, pretrained["contrastive"], eval_sets[target])
+fig = plots.label_efficiency(tables.label_efficiency_curve(curve))
+ctx.save_figure(fig, "03_label_efficiency")
 plt.show()
 
 # %% [markdown]
@@ -229,30 +220,8 @@ plt.show()
 # task 3, with the spread over seeds beside it.
 
 # %%
-summary = {"inference.images_per_second_cpu": rates[chosen]}
-for set_name in ("unlabeled", "rep2_clean"):
-    if set_name in eval_sets:
-        for prefix, name in (("classification", chosen), ("baseline", BASELINE)):
-            summary[f"{prefix}.accuracy.{set_name}"] = accuracy[name][set_name]["value"]
-            summary[f"{prefix}.accuracy.{set_name}_ci"] = accuracy[name][set_name]["ci"]
-        summary[f"seeds.classification.accuracy.{set_name}_mean"] = float(np.mean(per_seed[chosen][set_name]))
-        summary[f"seeds.classification.accuracy.{set_name}_std"] = float(np.std(per_seed[chosen][set_name], ddof=1))
-if key is not None:
-    summary["classification.accuracy.oracle_rep2_clean"] = accuracy[ORACLE]["rep2_clean"]["value"]
-    summary["classification.accuracy.oracle_rep2_clean_ci"] = accuracy[ORACLE]["rep2_clean"]["ci"]
-ctx.ws.update_summary(summary)
-ctx.ws.write_results("03_classification", {
-    "chosen_model": chosen, "final_network": chosen, "model_settings": asdict(model_settings),
-    "model_checkpoints": {str(s): cls.model_folder_name(chosen, s) for s in model_settings.seeds},
-    "per_seed": per_seed, "seeds": list(model_settings.seeds),
-    "pseudo_labels": {"count": len(pseudo["index"]), "accuracy": pseudo_accuracy,
-                      "confidence": model_settings.pseudo_confidence},
-    "split": {"train": len(split.y_train), "validation": len(split.y_val), "seed": seed},
-    "settings": {"fixmatch_steps": settings.fixmatch_steps, "unlabeled_ratio": settings.unlabeled_ratio,
-                 "batch": settings.batch},
-    "reference_set": target, "accuracy": accuracy, "images_per_second_cpu": rates, "ece": ece,
-    "label_efficiency": curve.to_dict(orient="records"),
-})
+ctx.ws.write_results("03_classification", cls.record(ctx, split, systems, accuracy, rates, choice, per_seed, runs,
+                                                     baseline, pseudo, pseudo_accuracy, ece, curve, target))
 
 # %% [markdown]
 # ## Every setting of this run

@@ -32,23 +32,19 @@ import pandas as pd
 from IPython.display import Markdown
 
 from lib import plots
-from lib.bundle import PARTS, load_final_model, save_final_model
-from lib.data import ANOMALY
+from lib.bundle import load_final_model, save_final_model
 from lib.data.replica import CLASS_NAMES
-from lib.data.unseen import load_unseen_set
 from lib.eval import metrics, protocol
-from lib.eval.targets import TARGETS, targets_table
+from lib.eval.targets import targets_table
 from lib.experiments import anomaly, audit
-from lib.nn.cnn import load_plain_cnn
-from lib.nn.multihead import load_multihead, network_outputs
-from lib.nn.train import load_trained
 from lib.notebook import setup
-from lib.predict import run_model
+from lib.predict import run_model, time_predict
+from lib.render import tables
+from lib.results import PARTS, plain, summary
 
 ctx = setup(profile, seed, device, workspace, data_path)
 data, key = ctx.data, ctx.answer_key
-checkpoint = lambda name: ctx.ws.checkpoints(ctx.profile.name, name)  # noqa: E731
-is_anomaly = {"rep1": data.rep1_y == ANOMALY, "rep2": data.rep2_y == ANOMALY}
+is_anomaly = anomaly.is_anomaly(data)
 
 # %% [markdown]
 # ## The evidence and the scores
@@ -69,41 +65,31 @@ is_anomaly = {"rep1": data.rep1_y == ANOMALY, "rep2": data.rep2_y == ANOMALY}
 # probability and energy of our own classifier.
 
 # %%
-classification = ctx.ws.read_results("03_classification")
-networks = {int(s): load_multihead(checkpoint(folder), ctx.device)
-            for s, folder in classification["model_checkpoints"].items()}
+networks = anomaly.load_networks(ctx)
 first_seed = min(networks)
 model = anomaly.fit_evidence(networks[first_seed], data)
-sets = {"rep1": data.rep1_x, "rep2": data.rep2_x}
-parts, ours = anomaly.combination_scores(model, sets)
-scores = {**ours, **anomaly.reference_scores(
-    ctx, load_trained(checkpoint("contrastive"), ctx.device),
-    {label: load_trained(checkpoint(name), ctx.device) for label, name in anomaly.AUTOENCODERS.items()},
-    load_trained(checkpoint("vae"), ctx.device), load_plain_cnn(checkpoint("baseline_cnn"), ctx.device),
-    networks[first_seed])}
+parts, ours = anomaly.combination_scores(model, {"rep1": data.rep1_x, "rep2": data.rep2_x})
+scores = {**ours, **anomaly.reference_scores(ctx, anomaly.load_comparison(ctx), networks[first_seed])}
 
 # %% [markdown]
 # ## Choosing the combination on representative set 1
 #
-# Rule: among the combinations of our evidence (`anomaly.COMBINATIONS`: each
+# Rule: among the combinations of our evidence (`lib.results.COMBINATIONS`: each
 # part alone, the features of every depth, the deepest features with the pixel
 # evidence, every part), the one with the highest ROC AUC on representative
 # set 1 (ties: average precision). Set 2's columns are the final evaluation of
 # every score, computed after the choice and shown for comparison only.
 
 # %%
-chosen = protocol.choose_score(scores, is_anomaly, list(anomaly.COMBINATIONS))
-comparison = pd.DataFrame(protocol.score_table(scores, is_anomaly))
+choice = anomaly.choose_score(scores, is_anomaly)
+chosen = choice.chosen
+comparison = protocol.score_table(scores, is_anomaly)
 print("chosen on set 1:", chosen)
 
 # %%
 #| label: tbl-ood-scores
 #| tbl-cap: "Anomaly scores, all fitted on in-distribution training data only. Set 1 (validation) chooses among our combinations (the one with the highest ROC AUC, marked); set 2 is the final test, shown for every score after the choice. AP: average precision (anomaly = positive); FPR95: false-positive rate at 95 % true-positive rate."
-shown = comparison.assign(score=[s + (" (chosen)" if s == chosen else "") for s in comparison["score"]],
-                          source=["ours" if s in anomaly.COMBINATIONS else "reference" for s in comparison["score"]])
-Markdown(shown[["score", "source", "auroc_rep1", "ap_rep1", "fpr95_rep1", "auroc_rep2", "ap_rep2"]].rename(
-    columns={"auroc_rep1": "AUROC set 1", "ap_rep1": "AP set 1", "fpr95_rep1": "FPR95 set 1",
-             "auroc_rep2": "AUROC set 2", "ap_rep2": "AP set 2"}).to_markdown(index=False, floatfmt=".3f"))
+Markdown(tables.ood_scores(comparison, chosen).to_markdown(index=False, floatfmt=".3f"))
 
 # %% [markdown]
 # ## The complete model
@@ -117,9 +103,9 @@ Markdown(shown[["score", "source", "auroc_rep1", "ap_rep1", "fpr95_rep1", "auroc
 
 # %%
 final = anomaly.deploy(model, chosen, ours[chosen]["rep1"], is_anomaly["rep1"])
-final_folder = save_final_model(final, checkpoint("final"), ctx.profile.name, extra={
-    "score": chosen, "threshold_rule": "best anomaly F1 on representative set 1",
-    "network": classification["model_checkpoints"][str(first_seed)]})
+final_folder = save_final_model(final, ctx.checkpoints / "final", ctx.profile.name, extra={
+    "score": chosen, "threshold_rule": protocol.THRESHOLD_RULE,
+    "network": ctx.ws.read_results("03_classification")["model_checkpoints"][str(first_seed)]})
 print(f"threshold {final.threshold:.4g}; saved to {final_folder}")
 
 # %% [markdown]
@@ -138,36 +124,26 @@ rep2_flag = rep2_scores > deployed.threshold
 # %%
 #| label: tbl-ood-final
 #| tbl-cap: "The complete model on representative set 2 (final test, used once), with 95 % bootstrap intervals. Threshold-free metrics, detection at the threshold fixed on set 1, and the six-class end-to-end macro-F1 (five classes + anomaly)."
-goal = {t.summary_key: t.shown_goal() for t in TARGETS}
-fmt = lambda r: f"{r['value']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"  # noqa: E731
-Markdown(pd.DataFrame([
-    ("ROC AUC", fmt(final_eval["auroc"]), goal["ood.auroc.rep2"]),
-    ("average precision", fmt(final_eval["average_precision"]), goal["ood.average_precision.rep2"]),
-    ("false-positive rate at 95 % true-positive rate", fmt(final_eval["fpr_at_95_tpr"]), goal["ood.fpr_at_95_tpr.rep2"]),
-    *[(f"{name} at the set-1 threshold", fmt({"value": final_eval["at_threshold"][name],
-                                               "ci": final_eval["at_threshold_ci"][name]}), "")
-      for name in ("precision", "recall", "f1")],
-    ("six-class macro-F1 (end to end)", fmt(final_eval["macro_f1"]), goal["end_to_end.macro_f1.rep2"]),
-], columns=["metric on set 2", "value [95 % interval]", "target"]).to_markdown(index=False))
+Markdown(tables.ood_final(final_eval).to_markdown(index=False))
 
 # %%
 #| label: fig-ood-curves
 #| fig-cap: "Detection on representative set 2 (final test). Left and middle: ROC and precision-recall curves of the complete model's score (thick) against the plain CNN's Mahalanobis score (the baseline), the VAE's negative ELBO and the convolutional autoencoder's reconstruction error. Right: recall (blue) and false-positive rate (orange) of the complete model's score against the threshold, on set 1 (dashed) and set 2 (solid); the dotted line is the threshold fixed on set 1. Where the dashed and solid curves agree, the threshold carries over from set 1 to set 2."
 rep1_scores = run_model(deployed.module, data.rep1_x)[1]
 fig = plots.detection_curves(
-    {f"ours ({chosen})": rep2_scores, "plain CNN (baseline)": scores[anomaly.BASELINE_SCORE]["rep2"],
-     "VAE, negative ELBO": scores[anomaly.VAE_SCORE]["rep2"], "conv. autoencoder": scores[anomaly.CONV_AE_SCORE]["rep2"]},
+    {f"ours ({tables.score_name(chosen)})": rep2_scores, "plain CNN (baseline)": scores["baseline_mahalanobis"]["rep2"],
+     "VAE, negative ELBO": scores["vae_elbo"]["rep2"], "conv. autoencoder": scores["recon_conv_ae"]["rep2"]},
     is_anomaly["rep2"], {"set 1": (rep1_scores, is_anomaly["rep1"]), "set 2": (rep2_scores, is_anomaly["rep2"])},
     deployed.threshold)
-ctx.ws.save_figure(fig, "04_detection_curves")
+ctx.save_figure(fig, "04_detection_curves")
 plt.show()
 
 # %%
 #| label: fig-ood-end-to-end
 #| fig-cap: "End to end on representative set 2. Left: distribution of the chosen anomaly score for clean images and anomalies (symmetric log axis, linear between -1 and 1), with the threshold fixed on set 1 (dashed). Right: six-class confusion matrix (rows: true, % of the row)."
-fig = plots.end_to_end(rep2_scores, is_anomaly["rep2"], deployed.threshold, chosen,
+fig = plots.end_to_end(rep2_scores, is_anomaly["rep2"], deployed.threshold, tables.score_name(chosen),
                        metrics.confusion_matrix(data.rep2_y, final_eval["six_class"], 6), log=True)
-ctx.ws.save_figure(fig, "04_end_to_end")
+ctx.save_figure(fig, "04_end_to_end")
 plt.show()
 
 # %% [markdown]
@@ -180,10 +156,9 @@ plt.show()
 # %%
 #| label: tbl-ood-breakdown
 #| tbl-cap: "Detection by origin on representative set 2 (answer key): anomalies of each origin, the share flagged at the set-1 threshold, and ROC AUC against all clean images of set 2. Small counts: read the rates as indications."
-kind = anomaly.origins(key, "rep2", len(data.rep2_y)) if key is not None else None
-breakdown = anomaly.breakdown_by_origin(rep2_scores, rep2_flag, kind) if key is not None else pd.DataFrame()
-Markdown(breakdown.to_markdown(index=False, floatfmt=("", "", ".0f", ".3f")) if key is not None
-         else "The original data has no answer key: the breakdown by origin is skipped.")
+kind = anomaly.origins(key, "rep2", len(data.rep2_y))
+breakdown = anomaly.breakdown_by_origin(rep2_scores, rep2_flag, kind)
+Markdown(tables.ood_breakdown(breakdown))
 
 # %% [markdown]
 # ## What each part of the evidence catches
@@ -196,23 +171,19 @@ Markdown(breakdown.to_markdown(index=False, floatfmt=("", "", ".0f", ".3f")) if 
 # %%
 #| label: tbl-ood-parts
 #| tbl-cap: "ROC AUC on representative set 2 of each origin of anomaly against all clean images (answer key), for each part of the evidence alone, the chosen combination and the plain CNN's Mahalanobis score (baseline). Stage 1-3: Mahalanobis distance of the pooled features of each stage of the backbone; description: of the ten-dimensional description; reconstruction: the decoder's error; frame: mean intensity of the 2-pixel frame."
-part_columns = dict(zip(PARTS, ("stage 1", "stage 2", "stage 3", "description", "reconstruction", "frame")))
-by_part = {**{short: ours[part]["rep2"] for part, short in part_columns.items()}, "chosen": rep2_scores,
-           "baseline": scores[anomaly.BASELINE_SCORE]["rep2"]}
-parts_table = anomaly.origin_auroc(by_part, kind) if key is not None else pd.DataFrame()
-Markdown(parts_table.to_markdown(index=False, floatfmt=".3f") if key is not None
-         else "The original data has no answer key: the breakdown by origin is skipped.")
+parts_table = anomaly.origin_auroc({**{part: ours[part]["rep2"] for part in PARTS}, "chosen": rep2_scores,
+                                     "baseline": scores["baseline_mahalanobis"]["rep2"]}, kind)
+Markdown(tables.ood_parts(parts_table))
 
 # %%
 #| label: fig-ood-gallery
 #| fig-cap: "Representative set 2: the ten clean images with the highest anomaly score (top) and the ten anomalies with the lowest (bottom); above each image its score and, for anomalies, their origin. These are the failure modes: a clean image above the threshold is a false alarm, an anomaly below it is missed."
 clean_order, anomaly_order = anomaly.failure_cases(rep2_scores, is_anomaly["rep2"])
-origin_of = (lambda i: kind[i].removeprefix("foreign: ").replace("_", " ")[:14]) if key is not None else str
 fig = plots.image_rows([data.rep2_x[clean_order], data.rep2_x[anomaly_order]],
                        ["most anomalous\nclean", "least anomalous\nanomalies"], cell=1.0,
                        titles=[[f"{rep2_scores[i]:.3g}" for i in clean_order],
-                               [f"{rep2_scores[i]:.3g}\n{origin_of(i)}" for i in anomaly_order]])
-ctx.ws.save_figure(fig, "04_gallery")
+                               [f"{rep2_scores[i]:.3g}\n{tables.short_origin(kind, i)}" for i in anomaly_order]])
+ctx.save_figure(fig, "04_gallery")
 plt.show()
 
 # %% [markdown]
@@ -227,12 +198,9 @@ plt.show()
 # %%
 #| label: tbl-unseen-kinds
 #| tbl-cap: "The deployed model on anomaly kinds absent from the replica and from training (fixed check set, seed 0): ROC AUC of each kind against the fresh clean images, and the share flagged at the threshold fixed on set 1; the last row is the share of clean images flagged."
-check = load_unseen_set(data, key, n_clean=ctx.profile.anomaly.unseen_clean,
-                        n_per_kind=ctx.profile.anomaly.unseen_per_kind) if key is not None else None
+check = anomaly.unseen_check(data, key, ctx.profile.anomaly)
 unseen = anomaly.unseen_kinds(run_model(deployed.module, check.x)[1], check, deployed.threshold) if check else None
-auroc_shown = {"ROC AUC vs clean": lambda t: t["ROC AUC vs clean"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")}
-Markdown(unseen.assign(**auroc_shown).to_markdown(index=False, floatfmt=("", "", "", ".0f")) if check else
-         "The original data has no answer key: the unseen-kind check is skipped.")
+Markdown(tables.unseen_kinds(unseen))
 
 # %% [markdown]
 # ## Data audit: hardness from training-loss trajectories
@@ -244,7 +212,7 @@ Markdown(unseen.assign(**auroc_shown).to_markdown(index=False, floatfmt=("", "",
 # hardness measure and the anomaly flag says how well "hard" means "anomalous".
 
 # %%
-epochs, trajectories = audit.loss_trajectories(checkpoint("conv_ae_bn"), np.concatenate(
+epochs, trajectories = audit.loss_trajectories(ctx.ws.path(ctx.ws.read_results("02_pretraining")["checkpoints"]["conv_ae_bn"]), np.concatenate(
     [data.rep1_x, data.rep2_x, data.unlabeled]), ctx.device)
 n_rep = len(data.rep1_x) + len(data.rep2_x)
 measures = audit.hardness(epochs, trajectories)
@@ -261,7 +229,7 @@ Markdown(pd.DataFrame({"hardness measure": list(correlations), "Spearman correla
 #| fig-cap: "The twenty hardest unlabeled images by area under the reconstruction-error curve. The unlabeled set is verified clean, so these are unusual in-distribution images, rare high-contrast textures and shapes that a ten-number code cannot reproduce."
 hardest = np.argsort(-measures["area under the curve"].to_numpy()[n_rep:])[:20]
 fig = plots.image_rows([data.unlabeled[hardest[:10]], data.unlabeled[hardest[10:]]], ["1-10", "11-20"], cell=1.0)
-ctx.ws.save_figure(fig, "04_hardest")
+ctx.save_figure(fig, "04_hardest")
 plt.show()
 
 # %% [markdown]
@@ -273,11 +241,9 @@ plt.show()
 # (answer key), as for the pretrained embeddings of notebook 02.
 
 # %%
-predict_seconds = anomaly.time_predict(final_folder, np.resize(data.unlabeled, (ctx.profile.anomaly.predict_images,
-                                                                                1, 32, 32)))
-unlabeled_z = network_outputs(networks[first_seed], data.unlabeled)["z"]
-description = (anomaly.description_quality(unlabeled_z, key["unlabeled_class"], ctx.profile.bootstrap, seed)
-               if key is not None else None)
+predict_seconds = time_predict(final_folder, np.resize(data.unlabeled, (ctx.profile.anomaly.predict_images, 1, 32, 32)))
+unlabeled_z = anomaly.network_outputs(networks[first_seed], data.unlabeled)["z"]
+description = anomaly.description_quality(unlabeled_z, key, ctx.profile.bootstrap, seed)
 print(f"predict on {ctx.profile.anomaly.predict_images:,} images: {predict_seconds:.1f} s; description: {description}")
 
 # %% [markdown]
@@ -291,9 +257,8 @@ print(f"predict on {ctx.profile.anomaly.predict_images:,} images: {predict_secon
 # %%
 #| label: tbl-ood-seeds
 #| tbl-cap: "The complete model over training seeds: ROC AUC, average precision and FPR95 on representative set 2, six-class macro-F1 on set 2 and k-means accuracy of the description on the unlabeled images; mean and standard deviation over the seeds."
-per_seed = {s: anomaly.seed_metrics(network, data, chosen, is_anomaly, key) for s, network in networks.items()}
-seed_table = pd.DataFrame(per_seed).T
-Markdown(anomaly.seed_summary(seed_table).to_markdown(index=False))
+per_seed = [{"seed": s, **anomaly.seed_metrics(network, data, chosen, is_anomaly, key)} for s, network in networks.items()]
+Markdown(tables.ood_seeds(per_seed).to_markdown(index=False))
 
 # %% [markdown]
 # ## What the ten coordinates mean
@@ -306,40 +271,20 @@ Markdown(anomaly.seed_summary(seed_table).to_markdown(index=False))
 #| label: fig-description
 #| fig-cap: "The ten-dimensional description. Left: mean of each coordinate over the labeled images of each class, in standard deviations of the coordinate over the unlabeled images; every class has its own signature of coordinates. Right: the decoder's image at each class's mean description."
 fig = plots.description_meaning(*anomaly.description_meaning(networks[first_seed], data), CLASS_NAMES)
-ctx.ws.save_figure(fig, "04_description")
+ctx.save_figure(fig, "04_description")
 plt.show()
 
 # %%
-summary = {f"ood.{name}.rep2": final_eval[name]["value"] for name in ("auroc", "average_precision", "fpr_at_95_tpr")}
-summary.update({f"ood.{name}.rep2_ci": final_eval[name]["ci"] for name in ("auroc", "average_precision",
-                                                                            "fpr_at_95_tpr")})
-summary.update({"ood.threshold": deployed.threshold, "end_to_end.macro_f1.rep2": final_eval["macro_f1"]["value"],
-                "end_to_end.macro_f1.rep2_ci": final_eval["macro_f1"]["ci"]})
-for name, metric in (("auroc", metrics.auroc), ("average_precision", metrics.average_precision)):
-    baseline = metrics.metric_with_ci(metric, scores[anomaly.BASELINE_SCORE]["rep2"], is_anomaly["rep2"],
-                                      n_resamples=ctx.profile.bootstrap, seed=seed)
-    summary.update({f"baseline.ood.{name}.rep2": baseline["value"], f"baseline.ood.{name}.rep2_ci": baseline["ci"]})
-if unseen is not None:
-    summary["ood.unseen_kinds.min_auroc"] = float(unseen["ROC AUC vs clean"].min())
-    summary["ood.unseen_kinds.noise_flagged"] = float(unseen.set_index("kind").loc["uniform noise", "flagged (%)"]) / 100
-if description:  # keys as DESIGN §8 names them: embedding.kmeans_accuracy.unlabeled(_ci), embedding.nmi...
-    summary.update({f"embedding.{name.removesuffix('_ci')}.unlabeled{'_ci' if name.endswith('_ci') else ''}": value
-                    for name, value in description.items()})
-for name, column in anomaly.SEED_KEYS.items():
-    if column in seed_table and seed_table[column].notna().all():
-        summary[f"seeds.{name}_mean"] = float(seed_table[column].mean())
-        summary[f"seeds.{name}_std"] = float(seed_table[column].std(ddof=1))
-ctx.ws.update_summary(summary)
-ctx.ws.write_results("04_ood_scoring", {
-    "chosen_score": chosen, "parts": list(PARTS), "network": classification["model_checkpoints"][str(first_seed)],
-    "parts_by_origin": parts_table.to_dict(orient="records"), "per_seed": seed_table.reset_index(names="seed").to_dict(orient="records"),
-    "threshold": deployed.threshold, "comparison": comparison.to_dict(orient="records"),
-    "rep2": {name: value for name, value in final_eval.items() if name != "six_class"},
-    "breakdown": breakdown.to_dict(orient="records"), "hardness_spearman": correlations,
-    "predict_seconds": predict_seconds, "predict_images": ctx.profile.anomaly.predict_images,
-    "description": description,
-    "unseen_kinds": None if unseen is None else {"table": unseen.to_dict(orient="records"), "digest": check.digest()},
-})
+ctx.ws.write_results("04_ood_scoring", plain({
+    "choice": choice, "threshold": {"rule": protocol.THRESHOLD_RULE, "value": deployed.threshold},
+    "parts": list(PARTS), "network": ctx.ws.read_results("03_classification")["model_checkpoints"][str(first_seed)],
+    "comparison": comparison, "rep2": {name: value for name, value in final_eval.items() if name != "six_class"},
+    "baseline_rep2": anomaly.baseline_estimates(scores["baseline_mahalanobis"]["rep2"], is_anomaly["rep2"],
+                                                ctx.profile.bootstrap, seed),
+    "parts_by_origin": parts_table, "breakdown": breakdown, "per_seed": per_seed,
+    "hardness_spearman": correlations, "predict_seconds": predict_seconds,
+    "predict_images": ctx.profile.anomaly.predict_images, "description": description, "unseen_kinds": unseen,
+}))
 
 # %% [markdown]
 # ## Every system in one table
@@ -352,13 +297,9 @@ ctx.ws.write_results("04_ood_scoring", {
 # %%
 #| label: tbl-systems
 #| tbl-cap: "All systems on the same data in one run. k-means: accuracy (%) of five k-means clusters of the ten-dimensional description on the unlabeled images (Hungarian matching, answer key); accuracy: classification accuracy (%) on the unlabeled images; AUROC: anomaly detection on representative set 2 with the system's own score. A dash: the system does not provide it."
-ours_row = (f"ours: {classification['final_network']}, {chosen}", description and description["kmeans_accuracy"],
-        classification["accuracy"][classification["final_network"]].get("unlabeled", {}).get("value"),
-        final_eval["auroc"]["value"])
-Markdown(anomaly.systems_table(ctx.ws.read_results("02_pretraining"), classification,
-                               comparison.set_index("score")["auroc_rep2"].to_dict(), ours_row).to_markdown(index=False))
+Markdown(tables.systems(ctx.ws.all_results()).to_markdown(index=False))
 
 # %%
 #| label: tbl-targets
-#| tbl-cap: "The project's own targets, set in its design document before any run (DESIGN.md, section 6), against this run, with 95 % bootstrap intervals where they apply; 'met' compares the point estimate with the target."
-Markdown(targets_table(ctx.ws.read_results("summary"), predict_seconds).to_markdown(index=False))
+#| tbl-cap: "The project's own targets, set in its design before any run, against this run, with 95 % bootstrap intervals where they apply; 'met' compares the point estimate with the target."
+Markdown(targets_table(summary(ctx.ws.all_results()), predict_seconds).to_markdown(index=False))

@@ -65,18 +65,16 @@ from lib import plots
 from lib.data import fashion_mnist
 from lib.experiments import transfer as tr
 from lib.notebook import setup
+from lib.render import tables
 
 started = time.perf_counter()
 ctx = setup(profile, seed, device, workspace, data_path)
 data, key, settings = ctx.data, ctx.answer_key, ctx.profile.transfer
-checkpoints = lambda name: ctx.ws.checkpoints(ctx.profile.name, name)
 B = ctx.profile.bootstrap  # bootstrap resamples of every interval
 
 ev = tr.evaluation(data, key, settings, ctx.profile.classification.validation_fraction, seed)
-if key is None:
-    print("original data: no answer key, so accuracy is measured on set 1's clean images")
 print(f"labeled: {len(ev.split.y_train)} for training, {len(ev.split.y_val)} for validation;"
-      f" budgets {ev.budgets}; accuracy on {ev.name}")
+      f" budgets {ev.budgets}; accuracy on {tables.transfer_evaluated_on(ev.on_unlabeled, len(ev.y))}")
 
 # %% [markdown]
 # ## The source data
@@ -103,7 +101,7 @@ del fm_images, fm_labels
 #| label: fig-transfer-sources
 #| fig-cap: "What each source looks like. Top: our five classes (two labeled images per class). Middle: the related source, the five foreign Fashion-MNIST classes (two per class), the same kind of image as ours. Bottom: the mismatched source, scikit-learn's 8×8 digits (one per digit) upscaled to 28×28 and padded: thick, blurry strokes without texture."
 fig = plots.image_rows(*tr.source_examples(data, foreign, digits), cell=0.9)
-ctx.ws.save_figure(fig, "05_sources")
+ctx.save_figure(fig, "05_sources")
 plt.show()
 
 # %% [markdown]
@@ -125,10 +123,8 @@ plt.show()
 #   task was learned.
 
 # %%
-sources = tr.pretrain_sources(data, foreign, digits, ctx.profile, seed, ctx.device, checkpoints)
-print("architecture of every source:", sources.architecture)
-print("contrastive recipe:", "notebook 02's run" if sources.recipe_found
-      else "notebook 02's plan (notebook 02 has not run)", sources.contrastive_train)
+sources = tr.pretrain_sources(ctx, foreign, digits)
+print("sources:", {k: info for k, info in sources.info.items()})
 
 # %% [markdown]
 # Before any fine-tuning, how much of our task do the source features already
@@ -138,12 +134,12 @@ print("contrastive recipe:", "notebook 02's run" if sources.recipe_found
 # way to use a pretrained encoder: as a fixed feature extractor.
 
 # %%
-probe = tr.probe_sources(sources, ev, seed, n_resamples=B, device=ctx.device)
+probe = tr.probe_sources(ctx, sources, ev)
 
 # %%
 #| label: tbl-transfer-sources
 #| tbl-cap: "The pretraining sources: images used, passes over them (epochs) and pretraining time in this run; accuracy on held-out source images (supervised sources); and accuracy (%) on our five classes, on the evaluation images, of a linear head on the frozen source embedding trained with every label of the training split (95 % bootstrap intervals; 'none' is the random initialisation)."
-Markdown(tr.sources_table(sources, probe, ev.budgets).to_markdown(index=False))
+Markdown(tables.transfer_sources(list(sources.models), sources.info, probe, ev.budgets).to_markdown(index=False))
 
 # %% [markdown]
 # ## Fine-tuning with few labels
@@ -155,10 +151,12 @@ Markdown(tr.sources_table(sources, probe, ev.budgets).to_markdown(index=False))
 # label subsets are nested and class-balanced.
 
 # %%
-runs = tr.finetune_grid(sources, ev, ctx.profile, seed, ctx.device, checkpoints, n_resamples=B)
+runs = tr.finetune_grid(ctx, sources, ev)
 # paired comparisons with training from scratch on the same evaluation images
 gain = tr.accuracy_gains(runs, n_resamples=B, seed=seed)
-print(tr.runs_table(runs).to_string(index=False))
+for run in runs.values():
+    print(f"{run.source} with {run.labels} labels: validation {run.val_accuracy:.3f}, set 1 clean "
+          f"{run.accuracy_rep1_clean:.3f}, {run.seconds:.0f} s")
 
 # %% [markdown]
 # ## Results: classification
@@ -172,15 +170,15 @@ print(tr.runs_table(runs).to_string(index=False))
 # %%
 #| label: fig-transfer-accuracy
 #| fig-cap: "Accuracy on the evaluation images against the number of labeled training images (log scale), per pretraining source, with 95 % bootstrap intervals. Left: linear head on the frozen pretrained encoder. Middle: the encoder fine-tuned end to end (same schedule for every source). Right: fine-tuned accuracy minus training from scratch with the same labels, in percentage points, with 95 % paired intervals; above zero, pretraining helped."
-fig = plots.transfer_accuracy(ev.budgets, *tr.accuracy_curves(probe, runs, gain, ev.budgets), tr.SOURCE_NAMES,
-                              tr.SOURCE_COLORS)
-ctx.ws.save_figure(fig, "05_accuracy")
+fig = plots.transfer_accuracy(ev.budgets, *tr.accuracy_curves(probe, runs, gain, ev.budgets), tables.SOURCE_NAMES,
+                              tables.SOURCE_COLORS)
+ctx.save_figure(fig, "05_accuracy")
 plt.show()
 
 # %%
 #| label: tbl-transfer-accuracy
 #| tbl-cap: "Accuracy (%) after fine-tuning, per source and number of labels, with 95 % bootstrap intervals, on the evaluation images (a fixed random sample of the unlabeled set with the answer key; without it, the clean images of representative set 1). Every run has the same schedule."
-Markdown(tr.accuracy_table(runs, ev.budgets).to_markdown(index=False))
+Markdown(tables.transfer_accuracy({k: run.accuracy for k, run in runs.items()}, ev.budgets).to_markdown(index=False))
 
 # %% [markdown]
 # ## Results: anomaly detection under transfer
@@ -202,15 +200,15 @@ auroc_gain = tr.auroc_gains(runs, ev, n_resamples=B, seed=seed)
 # %%
 #| label: fig-transfer-ood
 #| fig-cap: "Anomaly detection on representative set 1 after each kind of pretraining and fine-tuning; score = Mahalanobis distance to the nearest class Gaussian in the ten-dimensional embedding. Left: ROC AUC for all anomalies against the number of labels (log scale). Right: with all labels of the training split, ROC AUC for foreign articles and corrupted images separately (colours as on the left; 95 % bootstrap intervals)."
-fig = plots.transfer_ood(ev.budgets, *tr.ood_curves(runs, ev.budgets), tr.SOURCE_NAMES, tr.SOURCE_COLORS)
-ctx.ws.save_figure(fig, "05_ood")
+fig = plots.transfer_ood(ev.budgets, *tr.ood_curves(runs, ev.budgets), tables.SOURCE_NAMES, tables.SOURCE_COLORS)
+ctx.save_figure(fig, "05_ood")
 plt.show()
 
 # %%
 #| label: tbl-transfer-ood
 #| tbl-cap: "ROC AUC on representative set 1 after fine-tuning with every label of the training split: Mahalanobis distance in the ten-dimensional embedding (all anomalies, foreign articles only, corrupted images only) and the negative maximum softmax probability (MSP, all anomalies); 95 % bootstrap intervals. The last column is the change of the foreign-article AUROC relative to training from scratch (paired interval)."
-table = tr.ood_table(runs, auroc_gain, ev.budgets[-1], with_origin=ev.rep1_origin is not None)
-Markdown(table.to_markdown(index=False))
+Markdown(tables.transfer_ood({k: run.auroc for k, run in runs.items()}, auroc_gain, ev.budgets[-1],
+                             with_origin=ev.rep1_origin is not None).to_markdown(index=False))
 
 # %% [markdown]
 # ## What this says about transfer learning here
@@ -242,6 +240,6 @@ Markdown(table.to_markdown(index=False))
 # %%
 seconds_total = time.perf_counter() - started
 # the report's `transfer` variables are derived from these results (lib/render/variables.py)
-ctx.ws.write_results("05_transfer_learning", tr.results(ctx.profile, seed, ev, foreign, digits, sources, probe, runs,
-                                                        gain, auroc_gain, seconds_total))
+ctx.ws.write_results("05_transfer_learning", tr.record(ctx, ev, foreign, digits, sources, probe, runs, gain,
+                                                       auroc_gain, seconds_total))
 print(f"notebook 05: {seconds_total:.0f} s")

@@ -1,24 +1,41 @@
+"""The cosine-head classifier (lib.nn.contrastive.Classifier) and its training (lib.train.runs.finetune): labels,
+FixMatch, the auxiliary decoder, a pretrained encoder, and the supervised pretraining of the transfer sources."""
+
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import lib.nn
+import lib.train
+from lib.config import NONE, ClassifierConfig, ContrastiveConfig, Finetune, Training
 from lib.experiments import classification
-from lib.nn import finetune
-from lib.nn.finetune import FinetuneConfig, fit_classifier, fixmatch_loss
-from lib.nn.models import ModelConfig
-from lib.nn.train import lr_at
+from lib.experiments.transfer import heldout_accuracy
+from lib.nn.contrastive import Classifier, ContrastiveModel
+from lib.nn.infer import batched
+from lib.train import checkpoint
+from lib.train.loop import Schedule, lr_at
+from lib.train.objectives import fixmatch
+from lib.train.runs import finetune, validation
+from tests.test_training import Killed, assert_same_weights, die_after_records, untimed
 
-TINY = ModelConfig(kind="contrastive", width=4, depth=0, features=16)
+TINY = ContrastiveConfig(width=4, depth=0, features=16)
+QUIET = dict(progress=False, log=lambda m: None)
+
+
+def settings(steps, batch, eval_every, **changes):
+    return Finetune(Training(lr=2e-3, weight_decay=5e-4, batch=batch, steps=steps, min_lr_fraction=0.01),
+                    eval_every=eval_every, **changes)
 
 
 def test_fixmatch_loss_by_hand():
     # image 1: confident (p = 0.98 for class 0) -> counted; image 2: p = 0.5/0.5 -> masked out
     weak = torch.tensor([[math.log(0.98), math.log(0.02)], [0.0, 0.0]])
     strong = torch.tensor([[0.0, 0.0], [5.0, -5.0]])
-    loss, mask = fixmatch_loss(weak, strong, confidence=0.95)
+    loss, mask = fixmatch(weak, strong, confidence=0.95)
     assert mask.tolist() == [1.0, 0.0]
     # CE of uniform logits against class 0 is log 2; averaged over both images
     assert loss.item() == pytest.approx(math.log(2) / 2)
@@ -33,39 +50,52 @@ def tiny_data(n=64, seed=0):
     return x, y
 
 
-def test_fit_resumes_exactly(tmp_path, monkeypatch):
+def test_fit_resumes_exactly(tmp_path):
     x, y = tiny_data()
-    cfg = FinetuneConfig(steps=6, batch_size=8, eval_every=3, unlabeled_ratio=1, confidence=0.0)
-    straight = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "a", unlabeled=x, progress=False)
+    cfg = settings(6, 8, 3, unlabeled_ratio=1, confidence=0.0)
+    straight = finetune(cfg, TINY, x, y, tmp_path / "a", "ft", seed=0, unlabeled=x, evaluate=validation(x, y),
+                        **QUIET)
+    assert [h["step"] for h in straight.history] == [3, 6]
+    assert {"val_loss", "val_accuracy", "supervised", "unsupervised", "confident_fraction"} <= set(straight.history[0])
 
     # kill a second run at its second evaluation (step 6), after the checkpoint of step 3
     evaluations = []
-    real_evaluate = finetune.evaluate
+    real_evaluate = validation(x, y)
 
-    def evaluate_then_die(*args, **kwargs):
-        evaluations.append(1)
+    def evaluate_then_die(model, steps):
+        evaluations.append(steps)
         if len(evaluations) == 2:
             raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
+        return real_evaluate(model, steps)
 
-    monkeypatch.setattr(finetune, "evaluate", evaluate_then_die)
     with pytest.raises(KeyboardInterrupt):
-        fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "b", unlabeled=x, progress=False)
-    monkeypatch.setattr(finetune, "evaluate", real_evaluate)
+        finetune(cfg, TINY, x, y, tmp_path / "b", "ft", seed=0, unlabeled=x, evaluate=evaluate_then_die, **QUIET)
+    assert evaluations == [3, 6]
     messages = []
-    resumed = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "b", unlabeled=x, progress=False,
-                             log=messages.append)
-    assert messages[0].startswith("b: resuming at step 3")
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    reloaded = finetune.load_classifier(tmp_path / "a")
-    np.testing.assert_array_equal(finetune.predict_logits(reloaded, x), finetune.predict_logits(straight.model, x))
+    resumed = finetune(cfg, TINY, x, y, tmp_path / "b", "ft", seed=0, unlabeled=x, evaluate=real_evaluate,
+                       progress=False, log=messages.append)
+    assert messages[0] == f"{resumed.folder.name}: resuming at step 3 of 6"
+    assert_same_weights(straight.model, resumed.model)
+    assert untimed(straight.history) == untimed(resumed.history)
+    reloaded = checkpoint.load_model(straight.folder)
+    assert isinstance(reloaded, Classifier)
+    np.testing.assert_array_equal(batched(reloaded, x), batched(straight.model, x))
+
+
+def test_validation_measures_loss_and_accuracy():
+    x, y = tiny_data(20)
+    torch.manual_seed(0)
+    model = Classifier(ClassifierConfig(encoder=replace(TINY, decoder=False)))
+    logits = torch.as_tensor(batched(model, x))
+    record = validation(x, y)(model, 10)
+    assert record["val_accuracy"] == pytest.approx((logits.argmax(1).numpy() == y).mean())
+    assert record["val_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.as_tensor(y)).item())
 
 
 def test_training_code_never_reads_the_answer_key():
-    """The networks and their training (lib/nn) never name the answer key or its fields."""
-    sources = sorted(Path(finetune.__file__).parent.glob("*.py"))
-    assert len(sources) >= 4
+    """The networks and their training (lib/nn, lib/train) never name the answer key or its fields."""
+    sources = sorted([*Path(lib.nn.__file__).parent.glob("*.py"), *Path(lib.train.__file__).parent.glob("*.py")])
+    assert len(sources) >= 10
     for path in sources:
         text = path.read_text()
         assert "answer_key" not in text and "unlabeled_class" not in text, path.name
@@ -90,51 +120,78 @@ def test_stacking_learns_from_held_out_probabilities():
     assert (stack.predict_proba([noise, good]).argmax(1) == y).mean() > 0.9
 
 
-class Killed(Exception):
-    pass
-
-
-def _die_after_first_record(messages):
-    def log(message):
-        messages.append(message)
-        if " step " in message:  # the first record's line: its checkpoint is written
-            raise Killed
-
-    return log
-
-
-def test_pretrain_classifier_resumes_exactly_and_reloads(tmp_path):
+def test_source_pretraining_resumes_exactly_and_reloads(tmp_path):
+    """The transfer study's supervised pretraining on a source: a classifier over the source's classes, the held-out
+    accuracy measured once, at the end."""
     x, y = tiny_data()
-    cfg = FinetuneConfig(steps=6, batch_size=8, eval_every=3)
-    straight = finetune.pretrain_classifier(TINY, x, y, 5, cfg, tmp_path / "a", heldout=(x, y), log=lambda m: None)
+    cfg = settings(6, 8, 3)
+    run = dict(n_classes=7, evaluate=heldout_accuracy(x, y, 6))
+    straight = finetune(cfg, TINY, x, y, tmp_path / "a", "source", seed=0, **run, **QUIET)
+    assert "heldout_accuracy" not in straight.history[0] and straight.history[-1]["heldout_accuracy"] is not None
     messages = []
     with pytest.raises(Killed):
-        finetune.pretrain_classifier(TINY, x, y, 5, cfg, tmp_path / "b", heldout=(x, y),
-                                     log=_die_after_first_record(messages))
+        finetune(cfg, TINY, x, y, tmp_path / "b", "source", seed=0, **run, progress=False,
+                 log=die_after_records(1, messages))
     messages.clear()
-    resumed = finetune.pretrain_classifier(TINY, x, y, 5, cfg, tmp_path / "b", heldout=(x, y), log=messages.append)
-    assert messages[0].startswith("b: resuming at step 3 of 6")
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert resumed.heldout_accuracy == straight.heldout_accuracy is not None
-    reloaded = finetune.load_classifier(tmp_path / "b")
-    np.testing.assert_array_equal(finetune.predict_logits(reloaded, x), finetune.predict_logits(straight.model, x))
+    resumed = finetune(cfg, TINY, x, y, tmp_path / "b", "source", seed=0, **run, progress=False, log=messages.append)
+    assert messages[0] == f"{resumed.folder.name}: resuming at step 3 of 6"
+    assert_same_weights(straight.model, resumed.model)
+    assert resumed.history[-1]["heldout_accuracy"] == straight.history[-1]["heldout_accuracy"]
+    reloaded = checkpoint.load_model(resumed.folder)
+    assert reloaded.config.n_classes == 7 and reloaded.head.weight.shape == (7, TINY.latent)
+    np.testing.assert_array_equal(batched(reloaded, x), batched(straight.model, x))
+    with pytest.raises(ValueError, match="labels go up to 4"):
+        finetune(cfg, TINY, x, y, tmp_path / "c", "source", seed=0, n_classes=4, **QUIET)
 
 
 def test_fit_twice_with_one_seed_is_identical_and_groups_follow_the_rule(tmp_path):
     x, y = tiny_data()
-    cfg = FinetuneConfig(steps=4, batch_size=8, eval_every=2, backbone_lr_factor=0.3, weight_decay=0.01,
-                         recon_weight=0.5)
-    quiet = dict(unlabeled=x, progress=False, log=lambda m: None)
-    a = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "a", **quiet)
-    b = fit_classifier(cfg, TINY, x, y, x, y, tmp_path / "b", **quiet)
-    for (name, wa), wb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
-        assert torch.equal(wa, wb), name
-
-    def untimed(history):
-        return [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")} for h in history]
-
+    cfg = settings(4, 8, 2, backbone_lr_factor=0.3, recon_weight=0.5)
+    cfg = replace(cfg, training=replace(cfg.training, weight_decay=0.01))
+    torch.manual_seed(5)
+    pretrained = ContrastiveModel(TINY).eval()
+    quiet = dict(unlabeled=x, pretrained=pretrained, evaluate=validation(x, y), **QUIET)
+    a = finetune(cfg, TINY, x, y, tmp_path / "a", "ft", seed=0, **quiet)
+    b = finetune(cfg, TINY, x, y, tmp_path / "b", "ft", seed=0, **quiet)
+    assert_same_weights(a.model, b.model)
     assert [h["step"] for h in a.history] == [2, 4] and untimed(a.history) == untimed(b.history)
-    groups = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert "reconstruction" in a.history[0] and a.model.decoder is not None
+    saved = torch.load(a.folder / checkpoint.FILE, weights_only=True)
+    groups = saved["training"]["optimizer"]["param_groups"]
+    # the pretrained encoder learns at backbone_lr_factor times the rate; weights decay, the rest does not
     assert [(g["lr_factor"], g["weight_decay"]) for g in groups] == [(0.3, 0.01), (0.3, 0.0), (1.0, 0.01), (1.0, 0.0)]
-    assert groups[0]["lr"] == pytest.approx(0.3 * lr_at(3, 4, 0, cfg)) and groups[-1]["lr"] == lr_at(3, 4, 0, cfg)
+    schedule = Schedule.of(cfg.training, len(x), 0, every=cfg.eval_every)
+    assert groups[0]["lr"] == pytest.approx(0.3 * lr_at(3, schedule)) and groups[-1]["lr"] == lr_at(3, schedule)
+    # from scratch, every parameter learns at the full rate
+    scratch = finetune(cfg, TINY, x, y, tmp_path / "a", "ft", seed=0, unlabeled=x, **QUIET)
+    assert scratch.folder != a.folder  # the start (pretrained or not) is part of the run
+    groups = checkpoint.read(scratch.folder)["training"]["optimizer"]["param_groups"]
+    assert [g["lr_factor"] for g in groups] == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_a_pretrained_encoder_is_copied_and_the_head_starts_at_the_class_means():
+    x, y = tiny_data(20)
+    torch.manual_seed(1)
+    pretrained = ContrastiveModel(TINY).eval()
+    model = Classifier(ClassifierConfig(encoder=replace(TINY, decoder=False))).eval()
+    model.load_encoder(pretrained)
+    np.testing.assert_array_equal(batched(model.embed, x), batched(pretrained.embed, x))
+    z = torch.as_tensor(batched(model.embed, x))
+    labels = torch.as_tensor(y)
+    model.init_prototypes(z[labels != 4], labels[labels != 4])  # class 4 absent: its weight stays as it was
+    before = model.head.weight[4].detach().clone()
+    for c in range(4):
+        mean = z[labels == c].mean(0)
+        assert torch.allclose(model.head.weight[c], mean / mean.norm(), atol=1e-6)
+    assert torch.equal(model.head.weight[4], before)
+
+
+def test_fixmatch_or_the_decoder_need_the_unlabeled_images(tmp_path):
+    x, y = tiny_data(16)
+    for changes in ({"unlabeled_ratio": 1}, {"recon_weight": 1.0}):
+        with pytest.raises(ValueError, match="needs the unlabeled images"):
+            finetune(settings(2, 8, 1, **changes), TINY, x, y, tmp_path, "ft", seed=0, **QUIET)
+    labels_only = settings(2, 8, 1)
+    labels_only = replace(labels_only, training=replace(labels_only.training, augment=NONE))
+    plain = finetune(labels_only, TINY, x, y, tmp_path, "ft", seed=0, **QUIET)
+    assert plain.model.decoder is None and "unsupervised" not in plain.history[-1]

@@ -31,7 +31,7 @@ def test_smoke_pipeline_renders_the_report(tmp_path):
     assert summary["profile"] == "smoke" and summary["device"] == "cpu"
     assert set(summary["seconds_per_notebook"]) == set(notebook_names())
     assert summary["seconds_total"] >= sum(summary["seconds_per_notebook"].values())
-    # the plain baseline and the unseen-kind check run in every profile (DESIGN §8 keys)
+    # the plain baseline and the unseen-kind check run in every profile (keys of the README's summary)
     assert {"unlabeled", "rep2_clean"} <= set(summary["baseline"]["accuracy"])
     assert 0 <= summary["baseline"]["ood"]["auroc"]["rep2"] <= 1
     assert 0 <= summary["ood"]["unseen_kinds"]["min_auroc"] <= 1

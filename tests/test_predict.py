@@ -13,42 +13,62 @@ import pytest
 import torch
 from torch import nn
 
-from lib.bundle import PARTS, STD_FLOOR, FinalModel, evidence_parts, load_final_model, save_final_model
+from lib.bundle import FEATURES, PARTS, STD_FLOOR, FinalModel, load_final_model, save_final_model
 from lib.cli import main
+from lib.config import CNNConfig
 from lib.data.replica import CLASS_NAMES, pad
+from lib.detect import Mahalanobis
 from lib.errors import DataError, UserError
-from lib.eval import ood
-from lib.nn.multihead import MultiHeadCNN, network_outputs
-from lib.predict import default_model_folder, run_model
+from lib.nn.cnn import CNN
+from lib.nn.infer import batched
+from lib.predict import default_model_folder, run_model, time_predict
 from lib.workspace import PROJECT_ROOT
 from tests.test_safe_pickle import CreatesFile, valid_data
 
 COLUMNS = ["index", "class", "class_name", "anomaly_score", "anomaly_flag"] + [f"z{i}" for i in range(10)]
+LABELS = np.arange(200) % 5
 
 
-def tiny_network(seed=0) -> MultiHeadCNN:
-    """A random small network of the project's architecture, in eval mode with non-trivial batch-norm statistics."""
+def tiny_network(seed=0) -> CNN:
+    """A random small network of the project's architecture (classifier, description from 16 channels, decoder),
+    in eval mode. Its batch-norm statistics are those of random images, as a trained network's are of its data:
+    with the default statistics the signal fades layer by layer and the pooled features hardly vary."""
     torch.manual_seed(seed)
-    network = MultiHeadCNN(5, (4, 4, 8, 8, 8, 8), (1, 2, 1, 2, 1, 2), 0.0, 10)
+    network = CNN(CNNConfig(widths=(4, 4, 8, 8, 16, 16), dropout=0.0, description_dim=10, decoder=True))
+    calibration = torch.rand(400, 1, 32, 32, generator=torch.Generator().manual_seed(100 + seed))
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a cumulative average over the calibration batch
     with torch.no_grad():
-        for module in network.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
+        network.train()
+        network.decode(network.outputs(calibration)["z"])
     return network.eval()
 
 
 def tiny_model(seed=0, weights=None) -> tuple[FinalModel, np.ndarray]:
-    """FinalModel on `tiny_network` with Gaussians fitted to its own features of random images."""
+    """FinalModel on `tiny_network` with Mahalanobis detectors (the default ridge, as deployed) fitted to its own
+    features of random images, every part standardised on them."""
     network = tiny_network(seed)
     images = np.random.default_rng(seed).integers(0, 256, (200, 1, 32, 32), dtype=np.uint8)
-    outputs = network_outputs(network, images)
-    labels = np.arange(200) % 5
-    # a strong ridge: random images give nearly collinear features, and float32 inference needs a
-    # well-conditioned covariance to agree with the float64 reference to 1e-3
-    gaussians = [ood.ClassGaussians(reg=1e-2).fit(outputs[name], labels)
-                 for name in ("stage0", "stage1", "stage2", "z")]
-    return FinalModel(network, gaussians, weights=weights).standardise_on(images), images
+    outputs = batched(network.outputs, images)
+    detectors = [Mahalanobis().fit(outputs[name], LABELS) for name in FEATURES]
+    model = FinalModel(network, detectors).standardise_on(images)
+    if weights is not None:
+        model.set_weights(weights)
+    return model, images
+
+
+def mahalanobis_reference(features, labels, reg):
+    """min over classes of (f - mu_k)^T Sigma^-1 (f - mu_k) in float64 numpy: a shared covariance of the
+    centred features with a ridge of `reg` times its mean variance."""
+    f = np.asarray(features, dtype=np.float64)
+    means = np.stack([f[labels == c].mean(axis=0) for c in range(labels.max() + 1)])
+    centred = f - means[labels]
+    covariance = centred.T @ centred / (len(f) - len(means))
+    covariance += reg * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
+    diff = f[:, None, :] - means[None]
+    return np.einsum("nki,ij,nkj->nk", diff, np.linalg.inv(covariance), diff).min(axis=1)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -71,18 +91,22 @@ def model_folder(tmp_path_factory):
 # --------------------------------------------------------------------------- the bundle
 
 
-def test_evidence_parts_match_their_definitions():
+def test_evidence_matches_its_definitions():
     model, images = tiny_model(seed=1)
-    outputs = network_outputs(model.network, images)
-    raw = evidence_parts(model, images) * model.part_std.numpy() + model.part_mean.numpy()
-    for i, name in enumerate(("stage0", "stage1", "stage2", "z")):
-        expected = ood.ClassGaussians(reg=1e-2).fit(outputs[name], np.arange(200) % 5).mahalanobis(outputs[name])
+    outputs = batched(model.network.outputs, images)
+    mean, std = model.combination.mean.numpy(), model.combination.std.numpy()
+    raw = model.evidence(images) * std + mean
+    assert raw.shape == (200, len(PARTS)) and raw.dtype == np.float64
+    for i, name in enumerate(FEATURES):
+        expected = mahalanobis_reference(outputs[name], LABELS, reg=1e-6)
         np.testing.assert_allclose(raw[:, i], expected, rtol=1e-3, atol=1e-3)
-    np.testing.assert_allclose(raw[:, 4], outputs["reconstruction_error"], rtol=1e-4, atol=1e-6)
     x = images / 255.0
+    with torch.no_grad():
+        decoded = model.network.decode(torch.as_tensor(outputs["z"])).numpy()
+    np.testing.assert_allclose(raw[:, 4], ((decoded - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-6)
     frame = (x.sum(axis=(1, 2, 3)) - x[:, :, 2:-2, 2:-2].sum(axis=(1, 2, 3))) / (32 * 32 - 28 * 28)
     np.testing.assert_allclose(raw[:, 5], frame, rtol=1e-5, atol=1e-6)
-    standardised = evidence_parts(model, images)  # standardised on these very images: mean 0, std 1
+    standardised = model.evidence(images)  # standardised on these very images: mean 0, std 1
     np.testing.assert_allclose(standardised.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(standardised.std(axis=0), 1, atol=1e-3)
 
@@ -90,8 +114,11 @@ def test_evidence_parts_match_their_definitions():
 def test_score_is_the_weighted_sum_of_the_chosen_parts():
     for weights in ([0, 0, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1], [1] * len(PARTS)):
         model, images = tiny_model(seed=2, weights=weights)
-        _, scores, _ = run_model(model, images)
-        np.testing.assert_allclose(scores, evidence_parts(model, images) @ np.asarray(weights), rtol=1e-4, atol=1e-4)
+        logits, scores, z = run_model(model, images)
+        np.testing.assert_allclose(scores, model.evidence(images) @ np.asarray(weights), rtol=1e-4, atol=1e-4)
+        outputs = batched(model.network.outputs, images)
+        np.testing.assert_allclose(logits, outputs["logits"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(z, outputs["z"], rtol=1e-5, atol=1e-5)
 
 
 def test_frame_std_is_floored_on_black_frames():
@@ -99,13 +126,21 @@ def test_frame_std_is_floored_on_black_frames():
     padded = images.copy()
     padded[:, :, :2], padded[:, :, -2:], padded[:, :, :, :2], padded[:, :, :, -2:] = 0, 0, 0, 0
     model.standardise_on(padded)  # every frame black: a standard deviation of 0 becomes STD_FLOOR
-    assert model.part_std[5].item() == pytest.approx(STD_FLOOR)
+    assert model.combination.std[5].item() == pytest.approx(STD_FLOOR)
     noise = np.random.default_rng(0).integers(0, 256, (5, 1, 32, 32), dtype=np.uint8)
-    assert (evidence_parts(model, noise)[:, 5] > 50).all()  # uniform noise: far beyond any clean image
+    assert (model.evidence(noise)[:, 5] > 50).all()  # uniform noise: far beyond any clean image
+
+
+def test_final_model_needs_a_detector_per_feature_part():
+    network = tiny_network()
+    with pytest.raises(ValueError, match="need 4 fitted Mahalanobis detectors"):
+        FinalModel(network, [Mahalanobis()] * 3)
 
 
 def test_exported_model_matches_eager(tmp_path):
     model, images = tiny_model(seed=1, weights=[0, 0, 1, 0, 1, 1])
+    with pytest.raises(ValueError, match="set model.threshold"):
+        save_final_model(model, tmp_path / "unset", profile="smoke")  # no threshold fixed on set 1 yet
     model.threshold = 1.0
     loaded = load_final_model(save_final_model(model, tmp_path, profile="smoke", extra={"note": "test"}))
     assert (tmp_path / "model.pt2").is_file()
@@ -181,6 +216,13 @@ def test_predict_npy_subprocess(tmp_path, model_folder):
     assert result.returncode == 0 and "wrote 9 rows" in result.stdout, result.stderr
     check_csv(out, 9)
     assert np.array_equal(np.load(path), images)  # the input is untouched
+
+
+def test_time_predict_runs_the_command(model_folder):
+    """Notebook 04 times `predict` in a fresh process on images saved as .npy, model load included (it checks
+    the CSV's row count itself)."""
+    images = np.random.default_rng(3).integers(0, 256, (20, 1, 32, 32), dtype=np.uint8)
+    assert 0 < time_predict(model_folder, images) < 120
 
 
 @pytest.mark.parametrize("shape", [(6, 32, 32), (6, 1, 32, 32), (6, 1, 28, 28)])

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from lib.errors import UserError
-from lib.eval import protocol
+from lib.eval import metrics, protocol
 from lib.eval.targets import targets_table
 from lib.experiments import anomaly, classification
 from lib.render import variables
+from lib.results import Decision, flat
 
 
 def anomaly_sets(seed: int = 0):
@@ -21,8 +22,11 @@ def anomaly_sets(seed: int = 0):
 
 def test_choose_score_reads_set_1_only():
     scores, flags = anomaly_sets()
-    assert protocol.choose_score(scores, flags, ["a", "b", "c"]) == "b"
-    assert protocol.choose_score(scores, flags, ["a", "c"]) == "a"  # only candidates compete
+    decision = protocol.choose_score(scores, flags, ["a", "b", "c"])
+    assert isinstance(decision, Decision) and decision.chosen == "b" and decision.rule == protocol.SCORE_RULE
+    assert set(decision.evidence) == {"a", "b", "c"}  # the numbers it read: set 1's, by candidate
+    assert decision.evidence["b"]["auroc_rep1"] == metrics.auroc(scores["b"]["rep1"], flags["rep1"])
+    assert protocol.choose_score(scores, flags, ["a", "c"]).chosen == "a"  # only candidates compete
 
 
 def test_every_choice_is_unchanged_when_set_2_is_scrambled():
@@ -36,9 +40,12 @@ def test_every_choice_is_unchanged_when_set_2_is_scrambled():
                           for name, by_set in accuracy.items()}
     for test_scores, test_flags, test_accuracy in ((scores, flags, accuracy),
                                                    (shuffled_scores, scrambled, scrambled_accuracy)):
-        assert protocol.choose_score(test_scores, test_flags, ["a", "b", "c"]) == "b"
+        score_choice = protocol.choose_score(test_scores, test_flags, ["a", "b", "c"])
+        assert score_choice == protocol.choose_score(scores, flags, ["a", "b", "c"])  # evidence included
+        assert score_choice.chosen == "b"
         assert protocol.fix_threshold(test_scores["b"], test_flags) == protocol.fix_threshold(scores["b"], flags)
-        assert protocol.choose_variant(test_accuracy, "y", "x") == "x"
+        variant_choice = protocol.choose_variant(test_accuracy, "y", "x")
+        assert variant_choice == protocol.choose_variant(accuracy, "y", "x") and variant_choice.chosen == "x"
     # ... while the final evaluation on set 2 does see the scrambling
     honest = protocol.final_evaluation(scores["c"]["rep2"], flags["rep2"], np.zeros(220, int), np.zeros(220, int),
                                        0.0, n_resamples=50, seed=0)
@@ -50,7 +57,7 @@ def test_every_choice_is_unchanged_when_set_2_is_scrambled():
 def test_choose_variant_needs_more_than_the_seed_spread():
     def choose(simple, rich):
         return protocol.choose_variant({"labels only": {"rep1_clean": simple}, "self-trained": {"rep1_clean": rich}},
-                                       "labels only", "self-trained")
+                                       "labels only", "self-trained").chosen
 
     assert choose([0.970, 0.972, 0.974], [0.980, 0.981, 0.982]) == "self-trained"
     # ahead by 0.001 with a spread of 0.002: a tie, so the simpler variant stays
@@ -82,18 +89,23 @@ def test_split_is_stratified_and_disjoint():
 def test_breakdown_by_origin_and_failure_cases():
     kind = np.array(["clean"] * 6 + ["foreign: Shirt"] * 2 + ["inverted"] * 2)
     scores = np.array([0, 1, 2, 3, 4, 9, 8, 2.5, 10, 11], float)
-    table = anomaly.breakdown_by_origin(scores, scores > 5, kind)
-    assert table["origin"].tolist() == ["foreign: Shirt", "inverted"]
-    assert table["flagged (%)"].tolist() == [50.0, 100.0]
+    rows = anomaly.breakdown_by_origin(scores, scores > 5, kind)
+    assert [row["origin"] for row in rows] == ["foreign: Shirt", "inverted"]
+    assert [row["anomalies"] for row in rows] == [2, 2]
+    assert [row["flagged"] for row in rows] == [0.5, 1.0]
+    # against the six clean images: 8 beats five of them and 2.5 three, so (5 + 3) / 12
+    assert [row["auroc"] for row in rows] == pytest.approx([2 / 3, 1.0])
+    assert anomaly.breakdown_by_origin(scores, scores > 5, None) is None  # no answer key: no breakdown
     clean, missed = anomaly.failure_cases(scores, kind != "clean", count=1)
     assert clean.tolist() == [5] and missed.tolist() == [7]
 
 
 def test_targets_table_judges_point_estimates():
-    summary = {"classification": {"accuracy": {"unlabeled": 0.99, "unlabeled_ci": [0.98, 0.995],
-                                               "rep2_clean": 0.97, "oracle_rep2_clean": 0.98}},
-               "ood": {"auroc": {"rep2": 0.9}}, "baseline": {"ood": {"auroc": {"rep2": 0.85}},
-                                                            "accuracy": {"rep2_clean": 0.975}}}
+    summary = flat({"classification": {"accuracy": {"unlabeled": 0.99, "unlabeled_ci": [0.98, 0.995],
+                                                    "rep2_clean": 0.97, "oracle_rep2_clean": 0.98}},
+                    "ood": {"auroc": {"rep2": 0.9}},
+                    "baseline": {"ood": {"auroc": {"rep2": 0.85}}, "accuracy": {"rep2_clean": 0.975}}})
+    assert summary["classification.accuracy.unlabeled_ci"] == [0.98, 0.995]
     table = targets_table(summary, predict_seconds=4.0).set_index("quantity")
     assert table.loc["accuracy, 26,000 unlabeled images", "met"] == "yes"
     assert table.loc["accuracy, clean part of set 2", "met"] == "no"

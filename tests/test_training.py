@@ -1,94 +1,283 @@
-import json
+"""The one training loop (lib.train.loop), the one checkpoint format (lib.train.checkpoint) and the train-or-load
+cache (lib.train.cache), through notebook 02's runs (lib.train.runs.pretrain)."""
+
+import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from lib.nn.augment import AugmentConfig, seeded_generator
-from lib.nn.models import ModelConfig, build_model, encode
-from lib.nn.train import (
-    TrainConfig,
-    array_fingerprint,
-    list_checkpoints,
-    load_history,
-    load_trained,
-    lr_at,
-    make_optimizer,
-    train,
+from lib.config import (
+    STRONG,
+    ClassifierConfig,
+    CNNConfig,
+    ContrastiveConfig,
+    ConvAutoencoderConfig,
+    FCAutoencoderConfig,
+    Pretrained,
+    Training,
+    VAEConfig,
 )
+from lib.nn.augment import seeded_generator
+from lib.nn.infer import batched
+from lib.nn.registry import build
+from lib.train import checkpoint
+from lib.train.cache import array_fingerprint, run_folder, trained
+from lib.train.loop import Schedule, TrainResult, lr_at, make_optimizer, train_loop
+from lib.train.runs import pretrain
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (64, 1, 32, 32), dtype=np.uint8)
 QUIET = dict(log=lambda message: None, progress=False)
+CONTRASTIVE = ContrastiveConfig(width=4, features=8, decoder=False)
+# 64 images in batches of 32: two steps per epoch, a record and a checkpoint after each epoch
+TWO_EPOCHS = Training(lr=2e-3, weight_decay=1e-4, batch=32, epochs=2, warmup=0.25, min_lr_fraction=0.01)
 
 
-def _weights(model):
+class Killed(Exception):
+    pass
+
+
+def die_after_records(records: int, messages: list | None = None):
+    """A `log` that kills the run at its `records`-th record line: the loop writes the checkpoint first."""
+    seen = []
+
+    def log(message):
+        if messages is not None:
+            messages.append(message)
+        if " step " in message:
+            seen.append(message)
+            if len(seen) == records:
+                raise Killed
+
+    return log
+
+
+def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("kind", ["contrastive", "vae"])
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, kind):
-    config = ModelConfig(kind, width=4, features=8, decoder=False)
-    two = TrainConfig(epochs=2, batch_size=32, augment=AugmentConfig(), keep=None)
-    straight = train(config, IMAGES, two, tmp_path / "straight", **QUIET)
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert list(wa) == list(wb)
+    for name in wa:
+        assert torch.equal(wa[name], wb[name]), name
 
-    # The same run killed after epoch 1: train one epoch, then drop the later checkpoints.
-    interrupted = tmp_path / "interrupted"
-    train(config, IMAGES, two, interrupted, **QUIET)
-    (interrupted / "epoch_002.pt").unlink()
-    resumed = train(config, IMAGES, two, interrupted, **QUIET)
-    assert resumed.resumed_from == 1
 
-    a, b = _weights(straight.model), _weights(resumed.model)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+def untimed(history):
+    return [{k: v for k, v in h.items() if k not in ("seconds", "images_per_second")} for h in history]
+
+
+@pytest.mark.parametrize("network", [CONTRASTIVE, VAEConfig(width=4)], ids=["contrastive", "vae"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, network):
+    spec = Pretrained(network, TWO_EPOCHS if network.kind == "vae" else replace(TWO_EPOCHS, augment=STRONG))
+    straight = pretrain(spec, IMAGES, tmp_path / "straight", "run", seed=0, **QUIET)
+
+    # The same run killed after epoch 1 (its checkpoint written), then started again.
+    with pytest.raises(Killed):
+        pretrain(spec, IMAGES, tmp_path / "interrupted", "run", seed=0, log=die_after_records(1), progress=False)
+    (interrupted,) = list((tmp_path / "interrupted").iterdir())
+    assert checkpoint.finished(interrupted) is None and checkpoint.read(interrupted)["training"]["step"] == 2
+    messages = []
+    resumed = pretrain(spec, IMAGES, tmp_path / "interrupted", "run", seed=0, log=messages.append, progress=False)
+    assert resumed.folder == interrupted and messages[0] == f"{interrupted.name}: resuming at step 2 of 4"
+
+    assert_same_weights(straight.model, resumed.model)
     assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+    assert untimed(straight.history) == untimed(resumed.history)
 
 
-def test_checkpoints_history_and_reload(tmp_path):
-    config = ModelConfig("conv_ae", width=4)
-    result = train(config, IMAGES, TrainConfig(epochs=3, batch_size=32, keep=2), tmp_path, **QUIET)
-    # The initialisation (epoch 0) is always kept, plus the `keep` newest.
-    assert [epoch for epoch, _ in list_checkpoints(tmp_path)] == [0, 2, 3]
-    assert [h["epoch"] for h in load_history(tmp_path)] == [1, 2, 3]
-    assert all(h["images_per_second"] > 0 for h in result.history)
-    reloaded = load_trained(tmp_path)
-    assert np.allclose(encode(reloaded, IMAGES[:8]), encode(result.model, IMAGES[:8]), atol=1e-6)
-    # A finished run is loaded, not retrained; a changed configuration starts afresh.
-    again = train(config, IMAGES, TrainConfig(epochs=3, batch_size=32, keep=2), tmp_path, **QUIET)
-    assert again.resumed_from == 3
-    fresh = train(config, IMAGES, TrainConfig(epochs=1, batch_size=32, keep=2), tmp_path, **QUIET)
-    assert fresh.resumed_from == 0 and [e for e, _ in list_checkpoints(tmp_path)] == [0, 1]
+def test_snapshots_history_and_reload(tmp_path):
+    config = ConvAutoencoderConfig(width=4)
+    three = Training(lr=2e-3, weight_decay=1e-4, batch=32, epochs=3)
+    result = pretrain(Pretrained(config, three, snapshots=True), IMAGES, tmp_path, "ae", seed=0, **QUIET)
+    # One snapshot per epoch, and snapshot_000 is the initialisation.
+    saved = checkpoint.snapshots(result.folder)
+    assert [epoch for epoch, _ in saved] == [0, 1, 2, 3]
+    torch.manual_seed(0)  # what the run seeded before building its network
+    initial = build(config)
+    assert_same_weights(checkpoint.load_model(saved[0][1]), initial)
+    assert_same_weights(checkpoint.load_model(saved[-1][1]), result.model)
+    # Records carry both the step and the epoch.
+    assert [(h["step"], h["epoch"]) for h in result.history] == [(2, 1.0), (4, 2.0), (6, 3.0)]
+    assert all(h["images_per_second"] > 0 and h["lr"] > 0 for h in result.history)
+    assert result.images_per_second > 0 and result.seconds > 0
+    assert checkpoint.read(result.folder)["training"]["history"] == result.history
+    reloaded = checkpoint.load_model(result.folder)
+    np.testing.assert_array_equal(batched(reloaded.embed, IMAGES[:8]), batched(result.model.embed, IMAGES[:8]))
+
+    # A finished run is loaded, not retrained.
+    messages = []
+    again = pretrain(Pretrained(config, three, snapshots=True), IMAGES, tmp_path, "ae", seed=0,
+                     log=messages.append, progress=False)
+    assert messages == [f"{result.folder.name}: already trained, loaded"]
+    assert again.folder == result.folder and again.history == result.history
+    assert_same_weights(again.model, result.model)
+
+
+def test_trained_calls_the_training_only_when_the_run_is_not_finished(tmp_path):
+    config = FCAutoencoderConfig(hidden=(8,))
+    result = pretrain(Pretrained(config, Training(lr=1e-3, weight_decay=0.0, batch=32, epochs=1)), IMAGES,
+                      tmp_path, "fc", seed=0, **QUIET)
+
+    def never():
+        raise AssertionError("a finished run must not be retrained")
+
+    key = checkpoint.read(result.folder)["training"]["key"]
+    loaded = trained(result.folder, key, never, log=lambda m: None)
+    assert isinstance(loaded, TrainResult) and loaded.folder == result.folder
+    assert_same_weights(loaded.model, result.model)
+    assert trained(tmp_path / "empty", key, lambda: "trained") == "trained"
+
+
+def test_other_data_or_settings_get_another_folder(tmp_path):
+    config, one = ConvAutoencoderConfig(width=4), Training(lr=2e-3, weight_decay=1e-4, batch=32, epochs=1)
+    first = pretrain(Pretrained(config, one), IMAGES, tmp_path, "ae", seed=0, **QUIET)
+    others = [
+        pretrain(Pretrained(config, one), IMAGES[::-1].copy(), tmp_path, "ae", seed=0, **QUIET),  # other data
+        pretrain(Pretrained(config, replace(one, lr=1e-3)), IMAGES, tmp_path, "ae", seed=0,
+                 **QUIET),  # other training
+        pretrain(Pretrained(ConvAutoencoderConfig(width=4, batch_norm=False), one), IMAGES, tmp_path, "ae", seed=0,
+                 **QUIET),  # other network
+        pretrain(Pretrained(config, one), IMAGES, tmp_path, "ae", seed=1, **QUIET),  # other seed
+    ]
+    folders = {first.folder, *(o.folder for o in others)}
+    assert len(folders) == 5 and all(f.parent == tmp_path and f.name.startswith("ae-") for f in folders)
+    # every run is kept: none overwrote another
+    assert all(checkpoint.finished(f) is not None for f in folders)
+    assert checkpoint.read(others[0].folder)["training"]["key"]["data"] == array_fingerprint(IMAGES[::-1])
+    assert checkpoint.read(first.folder)["training"]["key"]["data"] == array_fingerprint(IMAGES)
+
+
+def test_run_folders_and_fingerprints():
+    key = {"network": {"widths": (4, 8)}, "seed": 0}
+    assert run_folder("root", "x", key) == run_folder("root", "x", {"seed": 0, "network": {"widths": [4, 8]}})
+    assert run_folder("root", "x", key) != run_folder("root", "x", {**key, "seed": 1})
+    assert run_folder("root", "x", key).parent.name == "root"
+    a = np.arange(6, dtype=np.uint8)
+    assert array_fingerprint(a) == array_fingerprint(a.copy())
+    assert len({array_fingerprint(a), array_fingerprint(a.reshape(2, 3)), array_fingerprint(a.astype(np.int64)),
+                array_fingerprint(a[::-1])}) == 4
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path):
+    """An interrupted checkpoint of another run in a run's folder is neither resumed nor deleted."""
+    config = ConvAutoencoderConfig(width=4)
+    spec = Pretrained(config, TWO_EPOCHS)
+    with pytest.raises(Killed):
+        pretrain(spec, IMAGES, tmp_path / "a", "ae", seed=0, log=die_after_records(1), progress=False)
+    (other,) = list((tmp_path / "a").iterdir())
+    mine = pretrain(spec, IMAGES, tmp_path / "b", "ae", seed=1, **QUIET).folder
+    shutil.rmtree(mine)
+    shutil.copytree(other, mine)  # seed 0's interrupted checkpoint where seed 1's run belongs
+    before = checkpoint.read(mine)
+    with pytest.raises(RuntimeError, match="another run's checkpoint"):
+        pretrain(spec, IMAGES, tmp_path / "b", "ae", seed=1, **QUIET)
+    after = checkpoint.read(mine)
+    assert after["training"]["key"] == before["training"]["key"] and after["training"]["key"]["seed"] == 0
+
+    # the loop itself refuses it too
+    key = checkpoint.read(mine)["training"]["key"]
+    with pytest.raises(RuntimeError, match="another run's checkpoint"):
+        checkpoint.resume_state(mine, {**key, "seed": 1})
+    assert checkpoint.resume_state(mine, key)["training"]["step"] == 2
+    assert checkpoint.resume_state(tmp_path / "nothing", key) is None
+    model = build(config)
+    with pytest.raises(RuntimeError, match="another run's checkpoint"):
+        train_loop(model, lambda m, s, g: (m.embed(torch.rand(2, 1, 32, 32)).sum(), {}),
+                   Schedule.of(TWO_EPOCHS, 64, 1), mine, {**key, "seed": 1}, images_per_step=2, **QUIET)
+
+
+def test_a_finished_checkpoint_of_another_run_is_refused_too(tmp_path):
+    """A finished run of other settings in a run's folder must not be loaded as if it were that run."""
+    config = ConvAutoencoderConfig(width=4)
+    one = Training(lr=2e-3, weight_decay=1e-4, batch=32, epochs=1)
+    other = pretrain(Pretrained(config, one), IMAGES, tmp_path / "a", "ae", seed=0, **QUIET).folder
+    mine = pretrain(Pretrained(config, one), IMAGES, tmp_path / "b", "ae", seed=1, **QUIET).folder
+    shutil.rmtree(mine)
+    shutil.copytree(other, mine)  # seed 0's finished run where seed 1's run belongs
+    with pytest.raises(RuntimeError, match="another run's checkpoint"):
+        pretrain(Pretrained(config, one), IMAGES, tmp_path / "b", "ae", seed=1, **QUIET)
+
+
+SMALL = [
+    FCAutoencoderConfig(hidden=(16,)),
+    ConvAutoencoderConfig(width=4, depth=1, batch_norm=False),
+    VAEConfig(width=4, beta=0.5),
+    ContrastiveConfig(width=4, features=8),
+    ClassifierConfig(encoder=ContrastiveConfig(width=4, features=8, decoder=False), n_classes=3, decoder=True),
+    CNNConfig(widths=(4, 4, 8, 8, 8, 8), dropout=0.1, description_dim=10, decoder=True),
+]
+
+
+@pytest.mark.parametrize("config", SMALL, ids=[config.kind for config in SMALL])
+def test_load_model_rebuilds_every_kind_from_the_one_format(tmp_path, config):
+    torch.manual_seed(0)
+    model = build(config)
+    for module in model.modules():  # non-default running statistics, so that buffers are compared too
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_()
+    path = checkpoint.save(tmp_path, model)
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # plain data and tensors only
+    assert set(raw) == {"kind", "config", "state"} and raw["kind"] == config.kind
+    loaded = checkpoint.load_model(tmp_path)
+    assert type(loaded) is type(model) and loaded.config == config and not loaded.training
+    assert_same_weights(loaded, model)
+    images = IMAGES[:4]
+    fn = (lambda m: m.outputs) if config.kind == "cnn" else (lambda m: m if config.kind == "classifier" else m.embed)
+    a, b = batched(fn(model), images), batched(fn(loaded), images)
+    for x, y in zip(*(v.values() if isinstance(v, dict) else [v] for v in (a, b))):
+        np.testing.assert_array_equal(x, y)
+    # a file path works as well as its folder; a missing checkpoint says so
+    assert_same_weights(checkpoint.load_model(path), model)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        checkpoint.load_model(tmp_path / "missing")
+
+
+def test_a_training_checkpoint_loads_with_weights_only(tmp_path):
+    result = pretrain(Pretrained(CONTRASTIVE, TWO_EPOCHS, snapshots=True), IMAGES, tmp_path, "c", seed=0, **QUIET)
+    for path in [result.folder / checkpoint.FILE, *(p for _, p in checkpoint.snapshots(result.folder))]:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        assert saved["kind"] == "contrastive"
+    training = checkpoint.read(result.folder)["training"]
+    assert set(training) == {"key", "step", "steps", "history", "optimizer"} and training["step"] == 4
+    assert not list(result.folder.glob("*.tmp"))  # written under a temporary name, then renamed
 
 
 def test_schedule_warms_up_then_decays():
-    cfg = TrainConfig(epochs=1, lr=1.0, min_lr_fraction=0.0)
-    rates = [lr_at(step, 100, 10, cfg) for step in range(100)]
+    recipe = Training(lr=1.0, weight_decay=0.0, batch=8, steps=100, warmup=0.1, min_lr_fraction=0.0)
+    schedule = Schedule.of(recipe, n_images=64, seed=0)
+    assert (schedule.steps, schedule.warmup, schedule.every) == (100, 10, 10)
+    rates = [lr_at(step, schedule) for step in range(100)]
     assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(rates[9:], rates[10:])) and rates[-1] < 0.01
+    floor = Schedule.of(replace(recipe, min_lr_fraction=0.1), 64, 0)
+    assert lr_at(100, floor) == pytest.approx(0.1) and min(lr_at(s, floor) for s in range(10, 100)) > 0.1
+
+
+def test_schedule_of_epochs_and_of_steps():
+    by_epoch = Schedule.of(Training(lr=1.0, weight_decay=0.1, batch=32, epochs=3, warmup=0.5), 100, seed=4)
+    # 100 // 32 = 3 steps per epoch (the 4 images left over wait for the next permutation)
+    assert (by_epoch.steps, by_epoch.every, by_epoch.steps_per_epoch, by_epoch.warmup) == (9, 3, 3, 4)
+    assert (by_epoch.weight_decay, by_epoch.seed) == (0.1, 4)
+    by_step = Schedule.of(Training(lr=1.0, weight_decay=0.0, batch=32, steps=50), 100, seed=0, every=7)
+    assert (by_step.steps, by_step.every, by_step.steps_per_epoch) == (50, 7, 100 / 32)
+    assert Schedule.of(Training(lr=1.0, weight_decay=0.0, batch=256, epochs=1), 64, seed=0).steps == 1
 
 
 def test_two_runs_with_the_same_seed_are_identical_and_another_seed_differs(tmp_path):
-    config = ModelConfig("contrastive", width=4, features=8, decoder=False)
-    cfg = TrainConfig(epochs=1, batch_size=32, augment=AugmentConfig(), keep=1)
-    a = train(config, IMAGES, cfg, tmp_path / "a", **QUIET)
-    b = train(config, IMAGES, cfg, tmp_path / "b", **QUIET)
-    c = train(config, IMAGES, replace(cfg, seed=1), tmp_path / "c", **QUIET)
-    wa, wb, wc = _weights(a.model), _weights(b.model), _weights(c.model)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    spec = Pretrained(CONTRASTIVE, replace(TWO_EPOCHS, epochs=1, augment=STRONG))
+    a = pretrain(spec, IMAGES, tmp_path / "a", "c", seed=0, **QUIET)
+    b = pretrain(spec, IMAGES, tmp_path / "b", "c", seed=0, **QUIET)
+    c = pretrain(spec, IMAGES, tmp_path / "c", "c", seed=1, **QUIET)
+    assert_same_weights(a.model, b.model)
+    assert untimed(a.history) == untimed(b.history)
+    wa, wc = weights(a.model), weights(c.model)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
-def test_other_data_start_afresh(tmp_path):
-    config, cfg = ModelConfig("conv_ae", width=4), TrainConfig(epochs=1, batch_size=32)
-    train(config, IMAGES, cfg, tmp_path, **QUIET)
-    messages = []
-    again = train(config, IMAGES[::-1].copy(), cfg, tmp_path, log=messages.append, progress=False)
-    assert again.resumed_from == 0 and "another configuration" in messages[0]
-    assert json.loads((tmp_path / "config.json").read_text())["data"] == array_fingerprint(IMAGES[::-1])
-
-
 def test_weights_decay_but_biases_and_normalisation_do_not():
-    model = build_model(ModelConfig("contrastive", width=4, features=8))
+    model = build(ContrastiveConfig(width=4, features=8))
     backbone = list(model.encoder.parameters())
     rest = [p for p in model.parameters() if all(p is not q for q in backbone)]
     optimizer = make_optimizer([(backbone, 0.3), (rest, 1.0)], lr=1e-3, weight_decay=0.05)
@@ -103,22 +292,30 @@ def test_weights_decay_but_biases_and_normalisation_do_not():
     assert norms and all(p.ndim == 1 for m in norms for p in m.parameters())  # so none of them decays
 
 
+def test_the_loop_sets_each_groups_learning_rate_from_the_schedule(tmp_path):
+    model = torch.nn.Linear(3, 1)
+    model.config = FCAutoencoderConfig()  # only for the checkpoint's kind; the weights are not reloaded here
+    schedule = Schedule.of(Training(lr=0.1, weight_decay=0.5, batch=4, steps=5, warmup=0.4), 4, seed=0)
+    seen = []
+
+    def step_loss(m, step, g):
+        seen.append(step)
+        return m(torch.ones(1, 3)).sum(), {"term": 1.0}
+
+    blocks = [([model.weight], 0.5), ([model.bias], 1.0)]
+    result = train_loop(model, step_loss, schedule, tmp_path, {"test": 1}, blocks=blocks, images_per_step=4,
+                        evaluate=lambda m, steps: {"steps_seen": float(steps)}, **QUIET)
+    assert seen == [0, 1, 2, 3, 4] and [h["step"] for h in result.history] == [1, 2, 3, 4, 5]
+    assert [h["lr"] for h in result.history] == [lr_at(s, schedule) for s in range(5)]
+    assert all(h["term"] == 1.0 and h["steps_seen"] == h["step"] for h in result.history)
+    groups = checkpoint.read(tmp_path)["training"]["optimizer"]["param_groups"]
+    assert [(g["lr_factor"], g["weight_decay"]) for g in groups] == [(0.5, 0.5), (1.0, 0.0)]
+    assert groups[0]["lr"] == pytest.approx(0.5 * lr_at(4, schedule)) and groups[1]["lr"] == lr_at(4, schedule)
+
+
 def test_generators_differ_by_seed_index_and_stream():
     def draw(*args):
         return torch.rand(4, generator=seeded_generator(*args)).tolist()
 
     assert draw(0, 3) == draw(0, 3)
     assert len({tuple(draw(*a)) for a in [(0, 3), (1, 3), (0, 4), (0, 3, "cpu", 1)]}) == 4
-
-
-def test_checkpoints_from_before_the_shared_loop_still_load(tmp_path):
-    """Older checkpoints kept the configurations at the top level, with model fields since removed."""
-    config = ModelConfig("contrastive", width=4, features=8)
-    model = build_model(config)
-    old_fields = dict(projection=0, prototypes=0, prototype_weight=1.0, prototype_temperature=0.1,
-                      sinkhorn_epsilon=0.05)
-    torch.save({"epoch": 1, "model_config": {**config.to_dict(), **old_fields}, "train_config": {},
-                "model": model.state_dict(), "optimizer": {}, "history": [{"epoch": 1, "loss": 1.0}]},
-               tmp_path / "epoch_001.pt")
-    assert load_history(tmp_path) == [{"epoch": 1, "loss": 1.0}]
-    assert np.array_equal(encode(load_trained(tmp_path), IMAGES[:4]), encode(model.eval(), IMAGES[:4]))

@@ -1,22 +1,29 @@
-"""Transfer-learning helpers: the leakage filter, the digits source, pretraining, paired comparisons."""
+"""Notebook 05's transfer study: the leakage filter, the digits source, source pretraining, paired comparisons
+with training from scratch, and the record the report's variables are made from."""
 
 import json
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from lib.config import ClassifierConfig, ContrastiveConfig, Transfer, get_profile, override
+from lib.data import Assignment
+from lib.data.digits import upscale_pad
 from lib.data.replica import FOREIGN, IN_DISTRIBUTION, pad
 from lib.eval import metrics
 from lib.experiments import transfer
-from lib.nn import finetune
-from lib.nn.augment import AugmentConfig
-from lib.nn.finetune import Classifier, FinetuneConfig
-from lib.nn.models import ModelConfig
-from lib.nn.train import TrainConfig
+from lib.nn.contrastive import Classifier
+from lib.render import tables
+from lib.render.format import with_ci
 from lib.render.variables import effect_phrase, effect_word, ranking, transfer_variables
+from lib.train.runs import finetune
+from lib.workspace import Workspace
 
-TINY = ModelConfig(kind="contrastive", width=4, depth=0, features=16)
+TINY = ContrastiveConfig(width=4, depth=0, features=16, decoder=False)
 NAMES = tuple(f"class {i}" for i in range(10))
 
 
@@ -25,6 +32,9 @@ def fake_fashion(n_per_label=6, seed=0):
     labels = np.repeat(np.arange(10), n_per_label).astype(np.uint8)
     images = rng.integers(0, 256, (len(labels), 28, 28), dtype=np.uint8)
     return images, labels
+
+
+# --------------------------------------------------------------------------- sources and the leakage filter
 
 
 def test_leakage_filter_removes_exactly_the_images_of_the_excluded_sets():
@@ -84,9 +94,10 @@ def test_digits_source_looks_like_the_assignment():
 
 
 def test_upscale_pad_keeps_constant_images_constant():
-    full = transfer.upscale_pad(np.full((2, 8, 8), 16.0), max_value=16.0)
+    full = upscale_pad(np.full((2, 8, 8), 16.0), max_value=16.0)
+    assert full.shape == (2, 1, 32, 32) and full.dtype == np.uint8
     assert (full[:, 0, 2:30, 2:30] == 255).all() and full[:, 0].sum() == 2 * 28 * 28 * 255
-    quarter = transfer.upscale_pad(np.full((1, 8, 8), 4.0), max_value=16.0)
+    quarter = upscale_pad(np.full((1, 8, 8), 4.0), max_value=16.0)
     assert (quarter[0, 0, 2:30, 2:30] == 64).all()  # 63.75 rounded
 
 
@@ -95,36 +106,7 @@ def test_holdout_split():
     assert len(held) == 10 and len(train) == 40 and not set(train) & set(held)
 
 
-def test_fingerprints():
-    a = np.arange(12, dtype=np.uint8)
-    assert finetune.array_fingerprint(a) == finetune.array_fingerprint(a.copy())
-    assert finetune.array_fingerprint(a) != finetune.array_fingerprint(a.reshape(3, 4))
-    assert transfer.weights_fingerprint(None) == "scratch"
-    torch.manual_seed(0)
-    model = Classifier(TINY)
-    before = transfer.weights_fingerprint(model)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if not name.startswith(("encoder.", "bottleneck.")):
-                parameter.add_(1.0)  # the head is not part of what transfer copies
-    assert transfer.weights_fingerprint(model) == before
-    with torch.no_grad():
-        model.encoder.fc.bias.add_(1.0)
-    assert transfer.weights_fingerprint(model) != before
-
-
-def test_contrastive_recipe(tmp_path):
-    plan = (TINY, TrainConfig(epochs=30, batch_size=64, augment=AugmentConfig()))
-    model, train, found = transfer.contrastive_recipe(tmp_path, plan, epochs=3)
-    assert not found and train.epochs == 3 and train.batch_size == 64 and not model.decoder
-    assert model.width == TINY.width
-    saved = ModelConfig(kind="contrastive", width=6, temperature=0.5)
-    recipe = TrainConfig(epochs=40, batch_size=96, augment=AugmentConfig(rotation=5.0))
-    (tmp_path / "config.json").write_text(json.dumps({"model_config": saved.to_dict(),
-                                                       "train_config": recipe.to_dict()}))
-    model, train, found = transfer.contrastive_recipe(tmp_path, plan, epochs=3)
-    assert found and model.width == 6 and model.temperature == 0.5 and not model.decoder
-    assert train.epochs == 3 and train.batch_size == 96 and train.augment == recipe.augment and train.keep == 1
+# --------------------------------------------------------------------------- supervised source pretraining
 
 
 def bars(n=80, n_classes=4):
@@ -145,66 +127,55 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
-def test_pretrain_classifier_learns_saves_and_reloads(tmp_path, one_thread):
+def test_supervised_source_learns_saves_and_reloads(tmp_path, one_thread):
     x, y = bars()
-    cfg = FinetuneConfig(steps=25, batch_size=16, lr=5e-3)
+    settings = replace(Transfer().source, training=replace(Transfer().source.training, steps=25, batch=16, lr=5e-3),
+                       eval_every=25)
     messages = []
-    first = finetune.pretrain_classifier(TINY, x, y, 4, cfg, tmp_path / "src", heldout=(x, y), log=messages.append)
-    assert first.heldout_accuracy > 0.5 and first.model(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
-    again = finetune.pretrain_classifier(TINY, x, y, 4, cfg, tmp_path / "src", heldout=(x, y), log=messages.append)
-    assert messages[-1].startswith("src: already trained")
-    assert again.heldout_accuracy == first.heldout_accuracy
+
+    def run(root, name, n_classes=4, pretrained=None):
+        return finetune(settings, TINY, x, y, root, name, seed=0, n_classes=n_classes, pretrained=pretrained,
+                        evaluate=transfer.heldout_accuracy(x, y, 25), log=messages.append, progress=False)
+
+    first = run(tmp_path, "src")
+    assert first.history[-1]["heldout_accuracy"] > 0.5 and first.model(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
+    again = run(tmp_path, "src")
+    assert messages[-1].endswith("already trained, loaded") and again.folder == first.folder
+    assert again.history[-1]["heldout_accuracy"] == first.history[-1]["heldout_accuracy"]
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
-    # the 5-way classifier of fine-tuning takes the source's encoder and bottleneck
-    target = Classifier(TINY)
-    target.load_pretrained(first.model)
-    assert transfer.weights_fingerprint(target) == transfer.weights_fingerprint(first.model)
+    # the 5-way classifier of fine-tuning takes the source's encoder, not its head
+    target = Classifier(ClassifierConfig(encoder=TINY, n_classes=5))
+    target.load_encoder(first.model)
+    for a, b in zip(target.encoder.state_dict().values(), first.model.encoder.state_dict().values()):
+        assert torch.equal(a, b)
+    # a run that starts from a pretrained encoder is another run: its own folder
+    assert run(tmp_path, "src", n_classes=4, pretrained=first.model).folder != first.folder
     with pytest.raises(ValueError, match="labels go up to"):
-        finetune.pretrain_classifier(TINY, x, y, 3, cfg, tmp_path / "bad", log=messages.append)
+        run(tmp_path, "bad", n_classes=3)
 
 
-def test_paired_difference_and_words():
+# --------------------------------------------------------------------------- words, numbers, rankings
+
+
+def test_effect_words_and_phrases():
     rng = np.random.default_rng(0)
     a = rng.random(2000) < 0.95
     b = a.copy()
-    b[:200] = False  # b is wrong on 200 more items (a few of which a also gets wrong)
-    diff = transfer.paired_difference(a, b, n_resamples=500, seed=0)
-    assert diff["value"] == pytest.approx(a.mean() - b.mean())
-    assert 0 < diff["ci"][0] < diff["value"] < diff["ci"][1]
-    assert effect_word(diff) == "helps"
-    assert effect_word(transfer.paired_difference(b, a, n_resamples=500, seed=0)) == "hurts"
-    same = transfer.paired_difference(a, a, n_resamples=200, seed=0)
-    assert same["ci"] == [0.0, 0.0] and effect_word(same) == "makes no measurable difference"
+    b[:200] = False
+    assert effect_word(metrics.paired_difference(a, b, n_resamples=500, seed=0)) == "helps"
+    assert effect_word(metrics.paired_difference(b, a, n_resamples=500, seed=0)) == "hurts"
+    same = metrics.paired_difference(a, a, n_resamples=200, seed=0)
+    assert effect_word(same) == "makes no measurable difference"
     assert effect_phrase({"value": 0.041, "ci": [0.02, 0.063]}) == \
         "helps (+4.1 points, 95 % CI [+2.0, +6.3])"
     assert effect_phrase({"value": -0.0123, "ci": [-0.03, 0.004]}, unit=1, what="AUROC", digits=3) == \
         "makes no measurable difference (-0.012 AUROC, 95 % CI [-0.030, +0.004])"
     assert effect_phrase({"value": -0.0001, "ci": [-0.005, 0.005]}).startswith(
         "makes no measurable difference (+0.0 points")  # never "-0.0"
-    with pytest.raises(ValueError):
-        transfer.paired_difference(a, b[:10], n_resamples=10, seed=0)
 
 
-def test_paired_intervals_are_bootstrap_ci_of_the_difference():
-    """Both paired intervals are `bootstrap_ci` of the plain difference (all arrays resampled jointly; the
-    AUROC difference within anomalies and normal images): the vectorised metrics change nothing but speed."""
-    rng = np.random.default_rng(1)
-    a, b = rng.random(300) < 0.8, rng.random(300) < 0.7
-    diff = transfer.paired_difference(a, b, n_resamples=200, seed=3)
-    plain = metrics.bootstrap_ci(lambda x, y: x.mean() - y.mean(), a.astype(float), b.astype(float),
-                                 n_resamples=200, seed=3)
-    assert diff["ci"] == pytest.approx(list(plain))
-    is_anomaly = np.r_[np.ones(20, bool), np.zeros(100, bool)]
-    s1, s2 = rng.normal(size=120) + is_anomaly, rng.normal(size=120) + 2 * is_anomaly
-    diff = transfer.paired_auroc_difference(s1, s2, is_anomaly, n_resamples=100, seed=4)
-    plain = metrics.bootstrap_ci(lambda x, y, z: metrics.auroc(x, z) - metrics.auroc(y, z), s1, s2, is_anomaly,
-                                 n_resamples=100, seed=4, stratify=is_anomaly)
-    assert diff["ci"] == pytest.approx(list(plain))
-    assert diff["value"] == pytest.approx(metrics.auroc(s1, is_anomaly) - metrics.auroc(s2, is_anomaly))
-
-
-def test_auroc_by_origin():
+def test_auroc_by_origin_and_its_format():
     labels = np.array([0, 1, 2, 3, 5, 5, 5, 5])
     origin = np.array(["in_distribution"] * 4 + ["foreign", "foreign", "corrupted", "corrupted"])
     scores = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.8, 0.35, 0.05])
@@ -213,23 +184,8 @@ def test_auroc_by_origin():
     assert result["corrupted"]["value"] == pytest.approx((3 + 0) / 8)  # 0.35 beats 3 of 4 normals, 0.05 none
     assert set(result) == {"all", "foreign", "corrupted"}
     assert set(transfer.auroc_by_origin(scores, labels, None, n_resamples=10)) == {"all"}
-    assert transfer.format_ci({"value": 0.9731, "ci": [0.962, 0.983]}) == "97.3 [96.2, 98.3]"
-    assert transfer.format_ci({"value": 0.012, "ci": [-0.01, 0.05]}, scale=1, digits=3, signed=True) == \
-        "+0.012 [-0.010, +0.050]"
-
-
-def test_paired_auroc_difference():
-    rng = np.random.default_rng(0)
-    is_anomaly = np.r_[np.ones(30, bool), np.zeros(300, bool)]
-    good = rng.normal(size=330) + 3 * is_anomaly
-    weak = rng.normal(size=330) + 0.5 * is_anomaly
-    from lib.eval.metrics import auroc
-
-    diff = transfer.paired_auroc_difference(good, weak, is_anomaly, n_resamples=300, seed=0)
-    assert diff["value"] == pytest.approx(auroc(good, is_anomaly) - auroc(weak, is_anomaly))
-    assert 0 < diff["ci"][0] < diff["value"] < diff["ci"][1]
-    assert effect_word(diff) == "helps"
-    assert transfer.paired_auroc_difference(good, good, is_anomaly, n_resamples=50, seed=0)["ci"] == [0.0, 0.0]
+    assert with_ci({"value": 0.9731, "ci": [0.962, 0.983]}) == "97.3 [96.2, 98.3]"
+    assert with_ci({"value": 0.012, "ci": [-0.01, 0.05]}, scale=1, digits=3, sign=True) == "+0.012 [-0.010, +0.050]"
 
 
 def test_ranking():
@@ -237,44 +193,33 @@ def test_ranking():
     assert ranking(entries) == "a (90.0) ≥ c (85.0) ≥ b (80.0)"
 
 
-def test_pretrain_with_holdout_trains_on_the_rest_and_summarises(tmp_path, one_thread):
-    x, y = bars()
-    cfg = FinetuneConfig(steps=10, batch_size=16, lr=5e-3, seed=1)
-    result, info = transfer.pretrain_with_holdout(TINY, x, y, 4, cfg, tmp_path / "src", 0.25)
-    fit, held = transfer.holdout_split(len(x), 0.25, 1)
-    assert info["images"] == len(fit) and info["heldout"] == result.heldout_accuracy is not None
-    assert info["epochs"] == pytest.approx(10 * 16 / len(fit)) and info["seconds"] == result.seconds
-
-
 # --------------------------------------------------------------------------- the study's bookkeeping
 
 
 def fake_assignment(n=40):
-    from pathlib import Path
-
-    from lib.data import Assignment
-
     rng = np.random.default_rng(0)
-    images = lambda k: rng.integers(0, 256, (k, 1, 32, 32), dtype=np.uint8)
+    draw = lambda k: rng.integers(0, 256, (k, 1, 32, 32), dtype=np.uint8)
     rep1_y = np.r_[np.arange(n) % 5, [5] * 6]
-    return Assignment(unlabeled=images(n), labeled_x=images(n), labeled_y=np.arange(n) % 5, rep1_x=images(n + 6),
-                      rep1_y=rep1_y, rep2_x=images(5), rep2_y=np.arange(5), source=Path("fake"), is_replica=True)
+    return Assignment(unlabeled=draw(n), labeled_x=draw(n), labeled_y=np.arange(n) % 5, rep1_x=draw(n + 6),
+                      rep1_y=rep1_y, rep2_x=draw(5), rep2_y=np.arange(5), source=Path("fake"), is_replica=True)
+
+
+def fake_key(n=40):
+    return {"unlabeled_class": np.arange(n) % 5,
+            "rep1_origin": np.array(["in_distribution"] * n + ["foreign", "corrupted"] * 3)}
 
 
 def test_evaluation_split_budgets_and_accuracy_images():
-    from lib.config import Transfer
-
     data = fake_assignment()
-    key = {"unlabeled_class": np.arange(40) % 5, "rep1_origin": np.array(["in_distribution"] * 40
-                                                                          + ["foreign", "corrupted"] * 3)}
-    ev = transfer.evaluation(data, key, Transfer(budgets=(10, 50), eval_images=25), 0.2, seed=0)
+    ev = transfer.evaluation(data, fake_key(), Transfer(budgets=(10, 50), eval_images=25), 0.2, seed=0)
     assert len(ev.split.y_train) == 30 and len(ev.split.y_val) == 10
     assert ev.budgets == [10, 30] and [len(ev.subsets[b]) for b in ev.budgets] == [10, 30]
     assert set(ev.subsets[10]) <= set(ev.subsets[30])  # nested
-    assert len(ev.x) == 25 and ev.name == "25 unlabeled images (answer key)" and ev.rep1_origin is not None
+    assert len(ev.x) == 25 and ev.on_unlabeled and ev.rep1_origin is not None
+    assert tables.transfer_evaluated_on(ev.on_unlabeled, len(ev.y)) == "25 unlabeled images (answer key)"
     ev = transfer.evaluation(data, None, Transfer(budgets=(10,), eval_images=None), 0.2, seed=0)
-    assert len(ev.x) == 40 and (ev.y != 5).all() and ev.rep1_origin is None
-    assert ev.name == "the clean images of representative set 1"
+    assert len(ev.x) == 40 and (ev.y != 5).all() and ev.rep1_origin is None and not ev.on_unlabeled
+    assert tables.transfer_evaluated_on(ev.on_unlabeled, len(ev.y)) == "the clean images of representative set 1"
 
 
 def test_source_examples_take_the_first_images_of_every_class():
@@ -304,17 +249,12 @@ def fake_runs(sources=RUN, budgets=(10, 30), n_eval=200, seed=0):
     return runs, is_anomaly, origin
 
 
-def test_gains_tables_curves_results_and_report_variables():
-    import json
-    from types import SimpleNamespace
-
-    from lib.config import PROFILES
-
+def test_gains_tables_curves_record_and_report_variables():
     runs, is_anomaly, origin = fake_runs()
     budgets = [10, 30]
     split = SimpleNamespace(y_train=np.zeros(30))
-    ev = transfer.Evaluation(split, None, None, "200 unlabeled images (answer key)", None,
-                             np.where(is_anomaly, 5, 0), origin, budgets, {})
+    ev = transfer.Evaluation(split, None, np.zeros(200), True, None, np.where(is_anomaly, 5, 0), origin, budgets,
+                             {})
     gains = transfer.accuracy_gains(runs, n_resamples=50, seed=0)
     assert set(gains) == {(k, b) for k in RUN[1:] for b in budgets}
     expected = runs[("digits", 10)].correct.mean() - runs[("scratch", 10)].correct.mean()
@@ -324,10 +264,10 @@ def test_gains_tables_curves_results_and_report_variables():
     assert ("digits", "all", 10) in auroc_gain
     assert transfer.anomaly_kinds(runs, 30) == ["all", "foreign", "corrupted"]
 
-    table = transfer.accuracy_table(runs, budgets)
-    assert list(table["source"]) == [transfer.SOURCE_NAMES[k] for k in RUN]
+    table = tables.transfer_accuracy({key: run.accuracy for key, run in runs.items()}, budgets)
+    assert list(table["source"]) == [tables.SOURCE_NAMES[k] for k in RUN]
     assert list(table.columns) == ["source", "10 labels", "30 labels"]
-    ood = transfer.ood_table(runs, auroc_gain, 30, with_origin=True)
+    ood = tables.transfer_ood({key: run.auroc for key, run in runs.items()}, auroc_gain, 30, with_origin=True)
     assert ood["foreign: change vs scratch"].iloc[0] == "—" and ood["foreign: change vs scratch"].iloc[4][0] in "+-"
     frozen, tuned, gain = transfer.accuracy_curves({key: run.accuracy for key, run in runs.items()}, runs, gains,
                                                    budgets)
@@ -335,8 +275,8 @@ def test_gains_tables_curves_results_and_report_variables():
     by_budget, by_kind, kinds = transfer.ood_curves(runs, budgets)
     assert kinds == ["foreign", "corrupted"] and len(by_budget["digits"]) == 2 and len(by_kind["digits"]) == 2
 
-    # results -> JSON -> the report's variables
-    sources = transfer.Sources(TINY, TrainConfig(epochs=2), True, {k: None for k in RUN},
+    # record -> JSON -> the report's variables
+    sources = transfer.Sources({k: None for k in RUN},
                                {"in_domain_matched": {"images": 40, "epochs": 2, "seconds": 3.0},
                                 "digits": {"images": 1438, "epochs": 1.5, "seconds": 2.0, "heldout": 0.9889},
                                 "foreign_supervised": {"images": 23400, "epochs": 1, "seconds": 1.0,
@@ -344,14 +284,16 @@ def test_gains_tables_curves_results_and_report_variables():
                                 "foreign_contrastive": {"images": 26000, "epochs": 2, "seconds": 1.0}})
     pool = lambda n: transfer.SourcePool(np.zeros((n, 1, 32, 32), np.uint8), np.zeros(n, np.int64), ("a",), n, 0)
     probe = {key: run.accuracy for key, run in runs.items()}
-    out = transfer.results(PROFILES["smoke"], 0, ev, pool(26000), pool(1797), sources, probe, runs, gains, auroc_gain,
-                           12.3)
+    ctx = SimpleNamespace(profile=get_profile("smoke"), seed=0)
+    out = transfer.record(ctx, ev, pool(26000), pool(1797), sources, probe, runs, gains, auroc_gain, 12.3)
     out = json.loads(json.dumps(out, sort_keys=True))  # what results/05_transfer_learning.json holds
     assert out["sources"]["digits"]["frozen_linear_head_accuracy"]["30"] == probe[("digits", 30)]
+    assert not out["notebook_02_encoder"] and out["rep1_anomalies"] == {"foreign": 6, "corrupted": 6}
     variables = transfer_variables({"05_transfer_learning": out})
     assert variables["budgets"] == "10 and 30" and variables["n_digits"] == "1,797"
     assert variables["n_digits_supervised"] == "1,438" and variables["heldout_digits"] == "98.9"
     assert variables["n_foreign_rep1"] == "6" and variables["seconds_total"] == "12"
+    assert variables["eval_name"] == "200 unlabeled images (answer key)"
     assert variables["acc_digits_small"] == f"{100 * runs[('digits', 10)].accuracy['value']:.1f}"
     assert variables["gain_digits_small"] == effect_phrase(gains[("digits", 10)])
     assert variables["auroc_gain_digits_foreign"] == effect_phrase(auroc_gain[("digits", "foreign", 30)], unit=1,
@@ -359,5 +301,47 @@ def test_gains_tables_curves_results_and_report_variables():
     assert variables["in_domain_status"] == "not available: its pretraining had not run"
     assert variables["acc_in_domain_small"] == variables["gain_in_domain_large"] == "n/a"
     assert variables["n_foreign_supervised"] == "23,400" and variables["heldout_foreign"] == "76.9"
-    assert variables["finetuned_rank_large"].startswith(transfer.SOURCE_NAMES["digits"])  # the best source first
+    assert variables["finetuned_rank_large"].startswith(tables.SOURCE_NAMES["digits"])  # the best source first
+    assert all(isinstance(value, str) for value in variables.values())
     assert transfer_variables({}) is None
+
+
+def test_notebook_05_steps_on_a_tiny_assignment(tmp_path, one_thread):
+    """pretrain_sources -> probe_sources -> finetune_grid -> record on 40 images per set with tiny budgets: every
+    source and budget is measured; supervised sources train on all but their held-out part."""
+    data = fake_assignment()
+    profile = override(get_profile("smoke"), {
+        "report.bootstrap": 20, "pretraining.contrastive.network": replace(TINY, decoder=True),
+        "transfer.contrastive.epochs": 1, "transfer.contrastive.batch": 20,
+        "transfer.source.training.steps": 3, "transfer.source.training.batch": 8, "transfer.source.eval_every": 3,
+        "transfer.finetune.training.steps": 3, "transfer.finetune.training.batch": 8,
+        "transfer.finetune.eval_every": 3, "transfer.budgets": (10,), "transfer.eval_images": 30})
+    ctx = SimpleNamespace(profile=profile, seed=0, device=torch.device("cpu"), ws=Workspace(tmp_path),
+                          data=data, answer_key=fake_key(), checkpoints=tmp_path / "checkpoints")
+    images, labels = fake_fashion()
+    foreign = transfer.foreign_source(images, labels, [data.rep1_x, data.rep2_x], NAMES)
+    digits = transfer.digits_source()
+    digits = transfer.SourcePool(digits.x[:50], digits.y[:50], digits.class_names, 50, 0)
+
+    sources = transfer.pretrain_sources(ctx, foreign, digits, log=lambda message: None)
+    assert list(sources.models) == ["scratch", "in_domain_matched", "foreign_contrastive", "foreign_supervised",
+                                    "digits"]  # notebook 02 has not run: no in-domain encoder
+    assert sources.info["digits"]["images"] == 40 and sources.info["foreign_supervised"]["images"] == 27
+    assert sources.info["digits"]["epochs"] == pytest.approx(3 * 8 / 40)
+    assert 0 <= sources.info["digits"]["heldout"] <= 1
+    assert sources.info["in_domain_matched"]["images"] == 40
+
+    ev = transfer.evaluation(data, ctx.answer_key, profile.transfer, 0.2, seed=0)
+    probe = transfer.probe_sources(ctx, sources, ev)
+    runs = transfer.finetune_grid(ctx, sources, ev)
+    assert set(probe) == set(runs) == {(k, b) for k in sources.models for b in ev.budgets}
+    run = runs[("digits", ev.budgets[-1])]
+    assert run.correct.shape == (30,) and run.accuracy["value"] == pytest.approx(run.correct.mean())
+    assert set(run.scores) == {"mahalanobis", "msp"} and run.scores["mahalanobis"].shape == (46,)
+    assert set(run.auroc["mahalanobis"]) == {"all", "foreign", "corrupted"}
+    gains = transfer.accuracy_gains(runs, n_resamples=20, seed=0)
+    auroc_gain = transfer.auroc_gains(runs, ev, n_resamples=20, seed=0)
+    out = transfer.record(ctx, ev, foreign, digits, sources, probe, runs, gains, auroc_gain, 1.0)
+    out = json.loads(json.dumps(out))
+    assert out["leakage_filter"] == {"foreign_candidates": 30, "excluded": 0, "used": 30}
+    assert transfer_variables({"05_transfer_learning": out})["in_domain_status"].startswith("not available")

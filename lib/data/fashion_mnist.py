@@ -1,6 +1,6 @@
 """Reading Fashion-MNIST from IDX files, wherever it is, and checking its content.
 
-Search order (DESIGN §2): the folder in `FASHION_MNIST_DIR`; the project's
+Search order (docs/data.md): the folder in `FASHION_MNIST_DIR`; the project's
 data/fashion-mnist folder; /usr/share/datasets/fashion-mnist (Debian package
 `dataset-fashion-mnist`); a torchvision download when the network allows.
 """

@@ -1,4 +1,4 @@
-"""The replica of `assignment_4_data.pickle`, built from Fashion-MNIST (DESIGN §2).
+"""The replica of `assignment_4_data.pickle`, built from Fashion-MNIST (docs/data.md).
 
 Five Fashion-MNIST classes are in distribution; the other five are the foreign
 pool. Every image is padded from 28x28 to 32x32. Each representative set gets

@@ -1,4 +1,4 @@
-"""The unseen-kind check set: anomalies the replica does not contain (DESIGN §6).
+"""The unseen-kind check set: anomalies the replica does not contain (docs/data.md).
 
 The replica's anomalies are foreign Fashion-MNIST classes and six corruptions of
 in-distribution images (`replica.CORRUPTIONS`). A detector tuned on
@@ -15,7 +15,7 @@ flags other kinds of strangeness too. It holds
 No model trains on it and no choice (score, threshold, hyperparameter) may
 use it: it is evaluated once, as the ROC AUC of each kind against the fresh
 clean images (`UnseenSet.pair`), plus the share of pure-noise images above the
-deployed threshold (DESIGN §6: "images of pure noise are always flagged").
+deployed threshold (docs/protocol.md: "images of pure noise are always flagged").
 
 Border: the replica's images carry two zero pixels on every side. Kinds that
 stand for "an image that went through the same 28x28 -> 32x32 pipeline"
@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from scipy.ndimage import zoom
 
 from lib.data import fashion_mnist, replica
+from lib.data.digits import load_digits, upscale_pad
 from lib.errors import DataError
 
 CLEAN = "clean"
@@ -89,28 +89,8 @@ def _constant_frame(rng, sources, source_class, n):
     return np.broadcast_to(levels[:, None, None, None], (n, 1, SIZE, SIZE)).copy()
 
 
-def _digit_images() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled handwritten digits (1,797 images, 8x8, values 0-16): no download."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    return digits.images, digits.target
-
-
-def upscale_pad(images: np.ndarray, max_value: float) -> np.ndarray:
-    """Small grey images (n, h, w) in [0, max_value] -> uint8 (n, 1, 32, 32).
-
-    Bilinear interpolation to 28x28 (pixel-area aligned, edges extended), scaled to
-    0-255, then two zero pixels on every side, like Fashion-MNIST in the replica.
-    """
-    images = np.asarray(images, dtype=np.float64)
-    factors = (1.0, INNER / images.shape[1], INNER / images.shape[2])
-    big = zoom(images, factors, order=1, mode="nearest", grid_mode=True)
-    return replica.pad(_to_uint8(big * (255.0 / max_value)))
-
-
 def _handwritten_digits(rng, sources, source_class, n):
-    digits, _ = _digit_images()
+    digits, _ = load_digits()
     chosen = rng.choice(len(digits), size=n, replace=n > len(digits))
     return upscale_pad(digits[chosen], max_value=16.0)
 

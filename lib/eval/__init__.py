@@ -1,1 +1,1 @@
-"""Evaluation: metrics with bootstrap intervals, anomaly scores, embedding quality, targets."""
+"""Evaluation: metrics with bootstrap intervals and paired differences, embedding quality, the protocol, targets."""

@@ -1,4 +1,4 @@
-"""Evaluation metrics with 95 % bootstrap confidence intervals (DESIGN §3, §6).
+"""Evaluation metrics with 95 % bootstrap confidence intervals (docs/protocol.md).
 
 Conventions
 - Classification: class indices 0..k-1; `confusion_matrix` is counts[true, pred]
@@ -19,13 +19,14 @@ Conventions
   t* count as false positives).
 - Flags at a fixed threshold t are "score > t" (strict), as in `predict`.
 
-Threshold rule of the project (`THRESHOLD_RULE`): the threshold is fixed on
-representative set 1 only, as the one that maximises the anomaly F1 there
-(`threshold_best_f1`); it sits halfway between the last flagged and the first
-unflagged score. With anomalies ~5 % of the data, maximising F1 balances missed
-anomalies against false alarms, and it is the quantity the six-class macro-F1
-rewards. `threshold_keep_normal` (95th percentile of normal scores) is the
-label-free alternative, reported for comparison.
+Threshold rule of the project: the threshold is fixed on representative set 1
+only, as the one that maximises the anomaly F1 there (`threshold_best_f1`); it
+sits halfway between the last flagged and the first unflagged score. With
+anomalies ~5 % of the data, maximising F1 balances missed anomalies against
+false alarms, and it is the quantity the six-class macro-F1 rewards.
+
+Paired differences (`paired_difference`, `paired_auroc_difference`) compare two
+models on the same items: the bootstrap resamples the items of both jointly.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from __future__ import annotations
 import numpy as np
 
 from lib.data.replica import ANOMALY  # class index of anomalies in the six-class end-to-end labels
-
-THRESHOLD_RULE = "best_f1"
 
 # --------------------------------------------------------------------------- weights and bootstrap
 
@@ -272,11 +271,6 @@ def detection_at_threshold(scores, is_anomaly, threshold: float) -> dict:
             "flagged": int(flag.sum())}
 
 
-def threshold_keep_normal(scores_normal, keep: float = 0.95) -> float:
-    """The `keep` quantile of normal images' scores: "score > threshold" flags about 1 - keep of them."""
-    return float(np.quantile(np.asarray(scores_normal, dtype=np.float64), keep))
-
-
 def threshold_best_f1(scores, is_anomaly) -> float:
     """The threshold whose flags "score > threshold" maximise the anomaly F1 (highest one among ties).
 
@@ -292,15 +286,6 @@ def threshold_best_f1(scores, is_anomaly) -> float:
     return float((thresholds[best] + thresholds[best + 1]) / 2)
 
 
-def fit_threshold(scores, is_anomaly, rule: str = THRESHOLD_RULE) -> float:
-    """The project's threshold, fixed on representative set 1 (see the module docstring)."""
-    if rule == "best_f1":
-        return threshold_best_f1(scores, is_anomaly)
-    if rule == "keep_normal":
-        return threshold_keep_normal(np.asarray(scores)[~np.asarray(is_anomaly, dtype=bool)])
-    raise ValueError(f"unknown threshold rule {rule!r}: 'best_f1' or 'keep_normal'")
-
-
 # --------------------------------------------------------------------------- six classes end to end
 
 
@@ -309,6 +294,41 @@ def end_to_end_predictions(class_pred, anomaly_flag) -> np.ndarray:
     return np.where(np.asarray(anomaly_flag, dtype=bool), ANOMALY, np.asarray(class_pred)).astype(np.int64)
 
 
-def end_to_end_macro_f1(y_true, class_pred, anomaly_flag) -> float:
-    """Macro-F1 over the six classes (five in-distribution classes + anomaly)."""
-    return macro_f1(y_true, end_to_end_predictions(class_pred, anomaly_flag), n_classes=ANOMALY + 1)
+# --------------------------------------------------------------------------- paired differences
+
+
+@_weighted()
+def mean_difference(a, b, weights=None):
+    """mean(a) - mean(b) (e.g. of per-item correctness); with resampling counts, one value per resample."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    if weights is None:
+        return float(d.mean())
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    return w @ d / w.sum(axis=1)
+
+
+@_weighted(stratify_by=2)
+def auroc_difference(scores_a, scores_b, is_anomaly, weights=None):
+    """AUROC(a) - AUROC(b) for the same labels (per resample with `weights`)."""
+    return auroc(scores_a, is_anomaly, weights=weights) - auroc(scores_b, is_anomaly, weights=weights)
+
+
+def paired_difference(correct_a, correct_b, n_resamples: int, seed: int, level: float = 0.95) -> dict:
+    """Difference of two accuracies on the same items, mean(a) - mean(b), with a paired bootstrap interval:
+    the items of both arrays are resampled jointly, so the interval reflects only how the two models differ
+    on the same images (much narrower than two separate intervals)."""
+    a = np.asarray(correct_a, dtype=np.float64)
+    b = np.asarray(correct_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
+        raise ValueError(f"need two 1-D arrays of the same non-zero length, got {a.shape} and {b.shape}")
+    return metric_with_ci(mean_difference, a, b, n_resamples=n_resamples, seed=seed, level=level)
+
+
+def paired_auroc_difference(scores_a, scores_b, is_anomaly, n_resamples: int, seed: int, level: float = 0.95) -> dict:
+    """AUROC(a) - AUROC(b) on the same items, with a paired bootstrap interval; anomalies and normal images are
+    resampled separately (their numbers stay fixed, as in `auroc`'s own intervals)."""
+    a, b = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
+    positive = np.asarray(is_anomaly, dtype=bool)
+    if a.shape != b.shape or a.shape != positive.shape:
+        raise ValueError(f"scores {a.shape}, {b.shape} and labels {positive.shape} must have the same shape")
+    return metric_with_ci(auroc_difference, a, b, positive, n_resamples=n_resamples, seed=seed, level=level)

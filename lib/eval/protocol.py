@@ -1,15 +1,16 @@
-"""The evaluation protocol (DESIGN §3) as functions: every choice is made on the labeled validation split or
-on representative set 1; representative set 2 only ever reaches `final_evaluation`.
+"""The evaluation protocol (docs/protocol.md) as functions: every choice is made on the labeled validation split
+or on representative set 1; representative set 2 only ever reaches `final_evaluation`.
 
 - `choose_variant`: the project's model with or without the unlabeled images: the more complex variant only
   when it beats the simpler one on set 1's clean images by more than the seed spread;
 - `choose_score`: the deployable anomaly score with the highest ROC AUC on set 1 (ties: average precision);
-- `fix_threshold`: the threshold of best anomaly F1 on set 1 (`lib.eval.metrics.fit_threshold`);
+- `fix_threshold`: the threshold of best anomaly F1 on set 1 (`lib.eval.metrics.threshold_best_f1`);
 - `final_evaluation`: the deployed model's numbers on set 2, with bootstrap intervals.
 
 The functions take whole tables (every set's numbers side by side, as the
 notebooks hold them) and pick the columns they may use, so a test can hand them
-a set 2 with scrambled labels and check that no choice moves.
+a set 2 with scrambled labels and check that no choice moves. Each choice comes
+back as a `lib.results.Decision` with its rule and the numbers it read.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from __future__ import annotations
 import numpy as np
 
 from lib.eval import metrics
+from lib.results import Decision
 
 CHOICE_SET = "rep1"  # representative set 1: every choice
 CHOICE_CLEAN = "rep1_clean"  # its clean images: the choice between the model's variants
-TEST_SET = "rep2"  # representative set 2: the final test
+VARIANT_RULE = ("the richer variant if its mean accuracy over seeds on set 1's clean images exceeds the simpler "
+                "one's by more than the larger seed standard deviation")
+SCORE_RULE = "the highest ROC AUC on set 1 (ties: average precision, then listing order)"
+THRESHOLD_RULE = "the best anomaly F1 on set 1"
 
 
-def choose_variant(per_seed: dict[str, dict[str, list[float]]], simpler: str, richer: str) -> str:
+def choose_variant(per_seed: dict[str, dict[str, list[float]]], simpler: str, richer: str) -> Decision:
     """`richer` if its mean accuracy over seeds on set 1's clean images exceeds `simpler`'s by more than the
     larger of the two seed standard deviations; else `simpler`. With one seed there is no spread to beat, so
     the simpler variant stays.
@@ -31,10 +36,13 @@ def choose_variant(per_seed: dict[str, dict[str, list[float]]], simpler: str, ri
     `per_seed[variant][set]`: one accuracy per seed; sets other than set 1's clean images are never read.
     """
     simple, rich = (np.asarray(per_seed[name][CHOICE_CLEAN], dtype=float) for name in (simpler, richer))
+    evidence = {"mean": {simpler: float(simple.mean()), richer: float(rich.mean())},
+                "gain": float(rich.mean() - simple.mean()), "seeds": int(min(len(simple), len(rich)))}
     if min(len(simple), len(rich)) < 2:
-        return simpler
+        return Decision(VARIANT_RULE, simpler, {**evidence, "spread": None})
     spread = max(simple.std(ddof=1), rich.std(ddof=1))
-    return richer if rich.mean() - simple.mean() > spread else simpler
+    chosen = richer if rich.mean() - simple.mean() > spread else simpler
+    return Decision(VARIANT_RULE, chosen, {**evidence, "spread": float(spread)})
 
 
 def score_table(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, np.ndarray]) -> list[dict]:
@@ -52,18 +60,19 @@ def score_table(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, 
 
 
 def choose_score(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, np.ndarray],
-                 candidates: list[str]) -> str:
+                 candidates: list[str]) -> Decision:
     """The candidate score with the highest ROC AUC on set 1 (ties: average precision, then listing order)."""
     flags = is_anomaly[CHOICE_SET]
     ranked = {name: (metrics.auroc(scores[name][CHOICE_SET], flags),
                      metrics.average_precision(scores[name][CHOICE_SET], flags), -candidates.index(name))
               for name in candidates}
-    return max(ranked, key=ranked.get)
+    return Decision(SCORE_RULE, max(ranked, key=ranked.get),
+                    {name: {"auroc_rep1": auroc, "ap_rep1": ap} for name, (auroc, ap, _) in ranked.items()})
 
 
 def fix_threshold(scores: dict[str, np.ndarray], is_anomaly: dict[str, np.ndarray]) -> float:
     """The deployed score's threshold, fixed on set 1 (best anomaly F1); `scores`/`is_anomaly` by set name."""
-    return metrics.fit_threshold(scores[CHOICE_SET], is_anomaly[CHOICE_SET])
+    return metrics.threshold_best_f1(scores[CHOICE_SET], is_anomaly[CHOICE_SET])
 
 
 def final_evaluation(scores, is_anomaly, class_pred, y_true, threshold: float, n_resamples: int,

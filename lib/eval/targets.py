@@ -1,4 +1,4 @@
-"""The numbers to reach (DESIGN §6), as keys of results/summary.json, and how to judge them."""
+"""The numbers to reach (docs/protocol.md, "Targets"), as keys of results/summary.json, and how to judge them."""
 
 from __future__ import annotations
 
@@ -40,18 +40,10 @@ ORACLE_GAP_POINTS = 0.5  # classification within this many points of the oracle
 PREDICT_SECONDS = 10  # `predict` on 10,000 images, model load included
 
 
-def dotted(tree: dict, path: str):
-    """tree["a"]["b"] for "a.b"; None when missing."""
-    for part in path.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
 def targets_table(summary: dict, predict_seconds: float | None) -> pd.DataFrame:
     """Each target with this run's value (and 95 % interval) and whether the point estimate meets it;
-    targets whose number the run did not produce are left out."""
+    targets whose number the run did not produce are left out. `summary`: dotted keys (`lib.results.summary`)."""
+    dotted = dict.get
     rows = []
     for target in TARGETS:
         value, ci = dotted(summary, target.summary_key), dotted(summary, target.summary_key + "_ci")
@@ -70,7 +62,7 @@ def targets_table(summary: dict, predict_seconds: float | None) -> pd.DataFrame:
     for label, key in (("accuracy above the plain baseline, clean set 2", "classification.accuracy.rep2_clean"),
                        ("ROC AUC above the plain baseline, set 2", "ood.auroc.rep2"),
                        ("average precision above the plain baseline, set 2", "ood.average_precision.rep2")):
-        # the baseline's keys (DESIGN §8): baseline.accuracy.*, baseline.ood.*
+        # the baseline's keys: baseline.accuracy.*, baseline.ood.*
         ours, baseline = dotted(summary, key), dotted(summary, "baseline." + key.removeprefix("classification."))
         if ours is not None and baseline is not None:
             scale = 100 if "accuracy" in key else 1

@@ -1,1 +1,2 @@
-"""What single notebooks study: data exploration, classification baselines, transfer, the audit."""
+"""What each notebook studies, as records keyed by the ids of lib.results: exploration, pretraining,
+classification, anomaly (and the audit), transfer."""

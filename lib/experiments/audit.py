@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from lib.nn.models import reconstruction_error
-from lib.nn.train import list_checkpoints, load_trained
+from lib.nn.infer import batched
+from lib.train import checkpoint
 
 
 def loss_trajectories(folder, images: np.ndarray, device="cpu") -> tuple[list[int], np.ndarray]:
     """(epochs, errors (n, epochs)): per-image reconstruction error at every saved trained epoch."""
-    epochs = [epoch for epoch, _ in list_checkpoints(folder) if epoch > 0]
-    if not epochs:
-        raise FileNotFoundError(f"no trained checkpoints in {folder}: run notebook 02_pretraining first")
-    columns = [reconstruction_error(load_trained(folder, device, epoch), images) for epoch in epochs]
-    return epochs, np.stack(columns, axis=1)
+    saved = [(epoch, path) for epoch, path in checkpoint.snapshots(folder) if epoch > 0]
+    if not saved:
+        raise FileNotFoundError(f"no trained snapshots in {folder}: run notebook 02_pretraining first")
+    columns = [batched(checkpoint.load_model(path, device).reconstruction_error, images) for _, path in saved]
+    return [epoch for epoch, _ in saved], np.stack(columns, axis=1)
 
 
 def hardness(epochs: list[int], trajectories: np.ndarray) -> pd.DataFrame:

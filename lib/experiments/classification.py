@@ -1,36 +1,30 @@
-"""What notebook 03 studies: few-label classifiers, all trained on one split of the labeled set and
-evaluated on the same images in one run (label splits, the networks, linear probes on frozen embeddings,
-stacking, the oracle, the label-efficiency curve, speed)."""
+"""What notebook 03 studies: few-label classifiers, all evaluated on the same images in one run (label splits,
+the comparison networks, linear probes on frozen embeddings, stacking, the oracle, the label-efficiency curve,
+speed), the plain baseline, and the project's model without and with the unlabeled images."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lib.data import ANOMALY
-from lib.eval import metrics
-from lib.experiments.names import (
-    CONTRASTIVE_PROBE,
-    MODEL_SELF_TRAINED,
-    MODEL_SUPERVISED,
-    STACKING,
-    SUPERVISED,
-    VAE_PROBE,
-)
-from lib.nn.cnn import train_plain_cnn
-from lib.nn.finetune import FinetuneConfig, FitResult, fit_classifier, predict_logits
-from lib.nn.models import apply_batched, count_parameters, encode
-from lib.nn.multihead import network_outputs, pseudo_labels, train_multihead
-from lib.render.variables import mean_std
+from lib.eval import metrics, protocol
+from lib.nn.infer import batched
+from lib.nn.registry import count_parameters
+from lib.results import Estimate, plain
+from lib.train import checkpoint
+from lib.train.loop import TrainResult
+from lib.train.runs import finetune, train_cnn, validation
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,12 +77,6 @@ class Stacking:
         return self.meta.predict_proba(np.log(np.clip(np.concatenate(probs, axis=1), 1e-6, 1.0)))
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def inference_rate(predict, images: np.ndarray, threads: int = 2, repeats: int = 3) -> float:
     """Images per second of `predict(images)` on the CPU with `threads` threads (best of `repeats`)."""
     previous = torch.get_num_threads()
@@ -107,13 +95,7 @@ def _timed(function, argument) -> float:
     return time.perf_counter() - start
 
 
-# --------------------------------------------------------------------------- the study of notebook 03
-
-# Networks trained by the fine-tuning loop: name in tables -> checkpoint folder under checkpoints/<profile>/
-NETWORKS = {SUPERVISED: "clf_supervised", "contrastive, fine-tuned": "clf_contrastive_finetuned",
-            "auxiliary (classification + reconstruction)": "clf_auxiliary",
-            "contrastive + FixMatch": "clf_contrastive_fixmatch"}
-STACKING_MEMBERS = (SUPERVISED, CONTRASTIVE_PROBE, "auxiliary (classification + reconstruction)")
+# --------------------------------------------------------------------------- the data of the study
 
 
 @dataclass(frozen=True)
@@ -140,109 +122,121 @@ def evaluation_sets(data, answer_key: dict | None, split: Split) -> dict[str, tu
     return sets
 
 
-def finetune_config(settings, seed: int, steps: int, **changes) -> FinetuneConfig:
-    """The fine-tuning loop's configuration from the profile's `classification` settings."""
-    values = dict(steps=steps, batch_size=settings.batch, lr=settings.lr, weight_decay=settings.weight_decay,
-                  weak=settings.weak, strong=settings.strong, confidence=settings.confidence,
-                  eval_every=settings.eval_every, seed=seed)
-    return FinetuneConfig(**{**values, **changes})
+def reference_set(eval_sets: dict) -> str:
+    """The set the chosen model's figures are drawn on: the unlabeled images with the answer key, else set 2's
+    clean images."""
+    return "unlabeled" if "unlabeled" in eval_sets else "rep2_clean"
 
 
-def network_configs(settings, seed: int) -> dict[str, tuple[FinetuneConfig, bool, bool]]:
-    """name -> (configuration, starts from the contrastive encoder, uses the unlabeled images)."""
-    base = finetune_config(settings, seed, settings.supervised_steps)
-    pretrained = replace(base, backbone_lr_factor=settings.backbone_lr_factor)
-    return {
-        SUPERVISED: (base, False, False),
-        "contrastive, fine-tuned": (pretrained, True, False),
-        "auxiliary (classification + reconstruction)": (replace(base, recon_weight=settings.recon_weight), False, True),
-        "contrastive + FixMatch": (replace(pretrained, steps=settings.fixmatch_steps,
-                                           unlabeled_ratio=settings.unlabeled_ratio), True, True),
-    }
+def load_pretrained(ctx) -> dict[str, torch.nn.Module]:
+    """Notebook 02's contrastive model and autoencoders, from the folders its results name."""
+    folders = ctx.ws.read_results("02_pretraining")["checkpoints"]
+    return {name: checkpoint.load_model(ctx.ws.path(folders[name]), ctx.device)
+            for name in ("contrastive", "conv_ae", "vae")}
 
 
-def train_networks(ctx, split: Split, contrastive, architecture) -> dict[str, FitResult]:
-    """Train (or load) every network of `network_configs` on the training split."""
+# --------------------------------------------------------------------------- the comparison networks
+
+NETWORKS = ("supervised_cnn", "contrastive_finetuned", "auxiliary", "contrastive_fixmatch")
+FROM_CONTRASTIVE = ("contrastive_finetuned", "contrastive_fixmatch")  # start from notebook 02's encoder
+STACKING_MEMBERS = ("supervised_cnn", "contrastive_probe", "auxiliary")
+
+
+def network_settings(settings) -> dict:
+    """id -> the `Finetune` settings of each comparison network (`settings`: the profile's `classification`)."""
+    return {"supervised_cnn": settings.supervised, "contrastive_finetuned": settings.contrastive_finetuned,
+            "auxiliary": settings.auxiliary, "contrastive_fixmatch": settings.fixmatch}
+
+
+def train_networks(ctx, split: Split, contrastive) -> dict[str, TrainResult]:
+    """Train (or load) every comparison network on the training split."""
+    encoder = ctx.profile.pretraining.contrastive.network
     trained = {}
-    for name, (config, from_contrastive, uses_unlabeled) in network_configs(ctx.profile.classification,
-                                                                              ctx.seed).items():
-        trained[name] = fit_classifier(
-            config, architecture, split.x_train, split.y_train, split.x_val, split.y_val,
-            ctx.ws.checkpoints(ctx.profile.name, NETWORKS[name]),
-            unlabeled=ctx.data.unlabeled if uses_unlabeled else None,
-            pretrained=contrastive if from_contrastive else None, device=ctx.device)
+    for name, settings in network_settings(ctx.profile.classification).items():
+        uses_unlabeled = settings.unlabeled_ratio > 0 or settings.recon_weight > 0
+        trained[name] = finetune(settings, encoder, split.x_train, split.y_train, ctx.checkpoints, name, ctx.seed,
+                                 unlabeled=ctx.data.unlabeled if uses_unlabeled else None,
+                                 pretrained=contrastive if name in FROM_CONTRASTIVE else None,
+                                 evaluate=validation(split.x_val, split.y_val), device=ctx.device)
     return trained
 
 
-def train_oracle(ctx, split: Split, contrastive, architecture) -> FitResult:
+def train_oracle(ctx, split: Split, contrastive) -> TrainResult:
     """The same architecture from the contrastive encoder, trained with every label (the answer key's too):
     an upper bound, evaluated out of sample, never a candidate."""
-    settings = ctx.profile.classification
-    config = finetune_config(settings, ctx.seed, settings.oracle_steps, batch_size=settings.oracle_batch,
-                             backbone_lr_factor=settings.backbone_lr_factor)
-    return fit_classifier(config, architecture, np.concatenate([split.x_train, ctx.data.unlabeled]),
-                          np.concatenate([split.y_train, ctx.answer_key["unlabeled_class"]]), split.x_val,
-                          split.y_val, ctx.ws.checkpoints(ctx.profile.name, "clf_oracle"), pretrained=contrastive,
-                          device=ctx.device)
+    return finetune(ctx.profile.classification.oracle, ctx.profile.pretraining.contrastive.network,
+                    np.concatenate([split.x_train, ctx.data.unlabeled]),
+                    np.concatenate([split.y_train, ctx.answer_key["unlabeled_class"]]), ctx.checkpoints, "oracle",
+                    ctx.seed, pretrained=contrastive, evaluate=validation(split.x_val, split.y_val),
+                    device=ctx.device)
 
 
-def train_baseline(ctx):
-    """The plain supervised CNN of DESIGN §5 on all 2,000 labels (lib.nn.cnn): the reference to beat."""
-    return train_plain_cnn(ctx.data.labeled_x, ctx.data.labeled_y, ctx.profile.baseline,
-                           ctx.ws.checkpoints(ctx.profile.name, "baseline_cnn"), ctx.seed, ctx.device)
+def train_baseline(ctx) -> TrainResult:
+    """The plain supervised CNN on all 2,000 labels: the reference to beat."""
+    settings = ctx.profile.baseline
+    return train_cnn(settings.network, settings.training, ctx.data.labeled_x, ctx.data.labeled_y, ctx.checkpoints,
+                     "baseline", ctx.seed, device=ctx.device)
 
 
-MODEL_FOLDERS = {MODEL_SUPERVISED: "model_supervised", MODEL_SELF_TRAINED: "model_self_trained"}
+def baseline_and_oracle(ctx, split: Split, baseline: TrainResult, contrastive) -> dict[str, System]:
+    """The plain baseline and, with the answer key, the oracle (an upper bound, not a candidate) as systems."""
+    systems = {"baseline": network_system(baseline, len(ctx.data.labeled_y), "none", 0)}
+    if ctx.answer_key is not None:
+        oracle = train_oracle(ctx, split, contrastive)
+        systems["oracle"] = network_system(oracle, len(split.y_train) + len(ctx.data.unlabeled),
+                                           "all, with true labels", len(ctx.data.unlabeled))
+    return systems
 
 
-def model_folder_name(variant: str, seed: int) -> str:
-    """The checkpoint folder (under checkpoints/<profile>/) of one variant's network of one seed."""
-    return f"{MODEL_FOLDERS[variant]}_seed{seed}"
+# --------------------------------------------------------------------------- the project's model
 
 
-def model_folder(ctx, variant: str, seed: int):
-    return ctx.ws.checkpoints(ctx.profile.name, model_folder_name(variant, seed))
+def pseudo_labels(logits: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, labels) of the images whose softmax maximum reaches `confidence`."""
+    probabilities = softmax(logits, axis=1)
+    keep = np.flatnonzero(probabilities.max(1) >= confidence)
+    return keep, probabilities[keep].argmax(1)
 
 
-def train_model_variants(ctx) -> tuple[dict[str, dict], dict]:
-    """The project's model (lib.nn.multihead) in both variants, each with every seed of `model.seeds` and the
-    same number of steps: on the 2,000 labels alone, and self-trained on the labels plus the unlabeled images
-    that the first seed's labels-only network labels with confidence >= `model.pseudo_confidence`.
+def train_model_variants(ctx) -> tuple[dict[str, dict[int, TrainResult]], dict]:
+    """The project's model in both variants, each with every seed of `model.seeds` and the same number of steps:
+    on the 2,000 labels alone, and self-trained on the labels plus the unlabeled images that the first seed's
+    labels-only network labels with confidence >= `model.pseudo_confidence`.
     Returns ({variant: {seed: TrainResult}}, the pseudo-labels {"index", "label"})."""
     data, settings = ctx.data, ctx.profile.model
-    runs = {MODEL_SUPERVISED: {seed: train_multihead(data.labeled_x, data.labeled_y, settings,
-                                                     model_folder(ctx, MODEL_SUPERVISED, seed), seed, ctx.device)
-                               for seed in settings.seeds}}
-    teacher = runs[MODEL_SUPERVISED][settings.seeds[0]].model
-    index, labels = pseudo_labels(network_outputs(teacher, data.unlabeled)["logits"], settings.pseudo_confidence)
+
+    def train(variant, x, y, seed):
+        return train_cnn(settings.network, settings.training, x, y, ctx.checkpoints, f"{variant}_seed{seed}", seed,
+                         settings.reconstruction_weight, ctx.device)
+
+    runs = {"model_labels_only": {seed: train("model_labels_only", data.labeled_x, data.labeled_y, seed)
+                                  for seed in settings.seeds}}
+    teacher = runs["model_labels_only"][settings.seeds[0]].model
+    index, labels = pseudo_labels(batched(teacher, data.unlabeled), settings.pseudo_confidence)
     x, y = np.concatenate([data.labeled_x, data.unlabeled[index]]), np.concatenate([data.labeled_y, labels])
-    runs[MODEL_SELF_TRAINED] = {seed: train_multihead(x, y, settings, model_folder(ctx, MODEL_SELF_TRAINED, seed),
-                                                      seed, ctx.device) for seed in settings.seeds}
+    runs["model_self_trained"] = {seed: train("model_self_trained", x, y, seed) for seed in settings.seeds}
     return runs, {"index": index, "label": labels}
 
 
-def model_system(result, labels: int, unlabeled_used: str) -> System:
-    return System(lambda images: softmax(network_outputs(result.model, images)["logits"]), labels, unlabeled_used,
-                  count_parameters(result.model), result.seconds)
+def pseudo_label_accuracy(answer_key: dict | None, pseudo: dict) -> float | None:
+    """The share of pseudo-labels that are right (answer key; None without it)."""
+    if answer_key is None:
+        return None
+    return metrics.accuracy(answer_key["unlabeled_class"][pseudo["index"]], pseudo["label"])
 
 
 def seed_accuracy(runs: dict[str, dict], sets: dict[str, tuple]) -> dict[str, dict[str, list[float]]]:
     """accuracy[variant][set] = one value per seed."""
-    return {variant: {name: [metrics.accuracy(y, network_outputs(result.model, x)["logits"].argmax(1))
-                             for result in by_seed.values()] for name, (x, y) in sets.items()}
+    return {variant: {name: [metrics.accuracy(y, batched(result.model, x).argmax(1)) for result in by_seed.values()]
+                      for name, (x, y) in sets.items()}
             for variant, by_seed in runs.items()}
 
 
-SEED_SETS = {"rep1_clean": "set 1 clean (chooses)", "unlabeled": "unlabeled 26,000", "rep2_clean": "set 2 clean"}
+def choose_variant(per_seed: dict) -> object:
+    return protocol.choose_variant(per_seed, "model_labels_only", "model_self_trained")
 
 
-def seed_table(per_seed: dict[str, dict[str, list[float]]], chosen: str) -> pd.DataFrame:
-    """Accuracy (%) of each variant as mean ± standard deviation over seeds, per set."""
-    return pd.DataFrame([{"variant": variant + (" (chosen)" if variant == chosen else ""),
-                          "seeds": len(next(iter(by_set.values()))),
-                          **{title: mean_std(by_set[name], 2, 100)
-                             for name, title in SEED_SETS.items() if name in by_set}}
-                         for variant, by_set in per_seed.items()])
+# --------------------------------------------------------------------------- every system on the same images
 
 
 @dataclass(frozen=True)
@@ -251,109 +245,119 @@ class System:
 
     predict: Callable[[np.ndarray], np.ndarray]
     labels: int
-    unlabeled_used: str
+    unlabeled_used: str  # how: "none", "all", "pretraining", "pseudo-labels", "as its members", ...
+    unlabeled_images: int  # how many unlabeled images that was
     parameters: int
     seconds: float | None  # training time (None: not trained here)
 
 
-def network_probabilities(result: FitResult) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda images: softmax(predict_logits(result.model, images))
-
-
-def baseline_system(result, n_labels: int) -> System:
-    model = result.model.eval()
-    device = next(model.parameters()).device
-    return System(lambda images: softmax(apply_batched(model, images, device)), n_labels, "none",
+def network_system(result: TrainResult, labels: int, unlabeled_used: str, unlabeled_images: int) -> System:
+    model = result.model
+    return System(lambda images: softmax(batched(model, images), axis=1), labels, unlabeled_used, unlabeled_images,
                   count_parameters(model), result.seconds)
 
 
 def probe_probabilities(model, split: Split, seed: int) -> Callable[[np.ndarray], np.ndarray]:
     """A linear head on a frozen model's ten-dimensional description, fitted on the training split."""
-    head = linear_probe(encode(model, split.x_train), split.y_train, seed)
-    return lambda images: head.predict_proba(encode(model, images))
+    head = linear_probe(batched(model.embed, split.x_train), split.y_train, seed)
+    return lambda images: head.predict_proba(batched(model.embed, images))
 
 
-def catalogue(trained: dict[str, FitResult], pretrained: dict[str, torch.nn.Module], split: Split,
+UNLABELED_USE = {"supervised_cnn": "none", "contrastive_finetuned": "pretraining", "auxiliary": "all",
+                 "contrastive_fixmatch": "pretraining, pseudo-labels"}
+
+
+def catalogue(trained: dict[str, TrainResult], pretrained: dict[str, torch.nn.Module], split: Split,
               n_unlabeled: int, seed: int) -> tuple[dict[str, System], Stacking]:
-    """Every candidate system: the trained networks, linear probes on the pretrained models, and a stacking
+    """Every comparison system: the trained networks, linear probes on the pretrained models, and a stacking
     ensemble whose meta-learner is fitted on the validation split (it reports its cross-validated accuracy)."""
     n = len(split.y_train)
-    used = {SUPERVISED: "none", "contrastive, fine-tuned": f"{n_unlabeled:,} (pretraining)",
-            "auxiliary (classification + reconstruction)": f"{n_unlabeled:,}",
-            "contrastive + FixMatch": f"{n_unlabeled:,} (pretraining, pseudo-labels)"}
-    systems = {name: System(network_probabilities(result), n, used[name], count_parameters(result.model),
-                            result.seconds) for name, result in trained.items()}
-    for name, key in (("autoencoder + linear head", "conv_ae"), (VAE_PROBE, "vae"),
-                      (CONTRASTIVE_PROBE, "contrastive")):
-        systems[name] = System(probe_probabilities(pretrained[key], split, seed), n, f"{n_unlabeled:,} (pretraining)",
+    systems = {name: network_system(result, n, UNLABELED_USE[name], n_unlabeled) for name, result in trained.items()}
+    for name, key in (("autoencoder_probe", "conv_ae"), ("vae_probe", "vae"), ("contrastive_probe", "contrastive")):
+        systems[name] = System(probe_probabilities(pretrained[key], split, seed), n, "pretraining", n_unlabeled,
                                count_parameters(pretrained[key]), None)
     members = [systems[name] for name in STACKING_MEMBERS]
     stacking = Stacking.fit([member.predict(split.x_val) for member in members], split.y_val, seed)
-    systems[STACKING] = System(
+    systems["stacking"] = System(
         lambda images: stacking.predict_proba([member.predict(images) for member in members]),
-        n + len(split.y_val), "as its members", sum(member.parameters for member in members),
+        n + len(split.y_val), "as its members", n_unlabeled, sum(member.parameters for member in members),
         sum(member.seconds or 0 for member in members))
     return systems, stacking
 
 
+def system_info(systems: dict[str, System]) -> dict[str, dict]:
+    """What each system used, its size and training time (everything but its predictions)."""
+    return {name: {"labels": s.labels, "unlabeled_used": s.unlabeled_used, "unlabeled_images": s.unlabeled_images,
+                   "parameters": s.parameters, "seconds": s.seconds} for name, s in systems.items()}
+
+
 def evaluate(systems: dict[str, System], sets: dict[str, tuple], n_resamples: int, seed: int) -> tuple[dict, dict]:
-    """(probabilities[name][set], accuracy[name][set] = {"value", "ci"}) of every system on every set."""
+    """(probabilities[name][set], accuracy[name][set] = Estimate) of every system on every set."""
     probabilities = {name: {s: system.predict(x) for s, (x, _) in sets.items()} for name, system in systems.items()}
-    accuracy = {name: {s: metrics.metric_with_ci(metrics.accuracy, y, probabilities[name][s].argmax(1),
-                                                 n_resamples=n_resamples, seed=seed)
+    accuracy = {name: {s: Estimate(**metrics.metric_with_ci(metrics.accuracy, y, probabilities[name][s].argmax(1),
+                                                            n_resamples=n_resamples, seed=seed))
                        for s, (_, y) in sets.items()} for name in systems}
     return probabilities, accuracy
 
 
-def comparison_table(systems: dict[str, System], accuracy: dict, rates: dict[str, float], chosen: str) -> pd.DataFrame:
-    """The classification table of the report: accuracy per set, what each system used, size and speed."""
-    columns = (("unlabeled", "unlabeled 26,000"), ("rep2_clean", "set 2 clean"))
-
-    def cell(result, interval):
-        if result["value"] is None:
-            return "-"
-        if result["ci"] is None:
-            return f"{100 * result['value']:.1f} (CV)"
-        if not interval:
-            return f"{100 * result['value']:.1f}"
-        low, high = result["ci"]
-        return f"{100 * result['value']:.2f} [{100 * low:.1f}, {100 * high:.1f}]"
-
-    return pd.DataFrame([{
-        "model": name + (" (chosen)" if name == chosen else ""),
-        **{title: cell(accuracy[name][s], s != "validation") for s, title in columns if s in accuracy[name]},
-        "labels": f"{system.labels:,}", "unlabeled used": system.unlabeled_used,
-        "parameters": f"{system.parameters:,}", "ms": f"{1e6 / rates[name]:.0f}",
-        "train s": "-" if system.seconds is None else f"{system.seconds:.0f}",
-    } for name, system in systems.items()])
+def no_validation_number(accuracy: dict, stacking: Stacking) -> None:
+    """Systems trained on the validation split have no validation accuracy; the stacking meta-learner reports its
+    cross-validated accuracy there (no interval)."""
+    accuracy["stacking"]["validation"] = Estimate(stacking.cv_accuracy)
+    for name in ("baseline", "model_labels_only", "model_self_trained"):
+        accuracy[name]["validation"] = Estimate(None)
 
 
-def label_efficiency(ctx, split: Split, trained: dict[str, FitResult], contrastive, architecture,
+def label_efficiency(ctx, split: Split, trained: dict[str, TrainResult], contrastive,
                      eval_set: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """Accuracy on `eval_set` against the number of labels, for the supervised CNN, the fine-tuned encoder and
     FixMatch; shorter schedules than the main runs below the full split (lower bounds), the main runs at it."""
     settings = ctx.profile.classification
-    configs = network_configs(settings, ctx.seed)
-    methods = {SUPERVISED: replace(configs[SUPERVISED][0], steps=settings.curve_steps),
-               "contrastive, fine-tuned": replace(configs["contrastive, fine-tuned"][0], steps=settings.curve_steps),
-               "contrastive + FixMatch": replace(configs["contrastive + FixMatch"][0],
-                                                 steps=settings.curve_fixmatch_steps)}
+    encoder = ctx.profile.pretraining.contrastive.network
+
+    def shorter(finetune_settings, steps):
+        return replace(finetune_settings, training=replace(finetune_settings.training, steps=steps))
+
+    methods = {"supervised_cnn": shorter(settings.supervised, settings.curve_steps),
+               "contrastive_finetuned": shorter(settings.contrastive_finetuned, settings.curve_steps),
+               "contrastive_fixmatch": shorter(settings.fixmatch, settings.curve_fixmatch_steps)}
     budgets = [b for b in settings.budgets if b < len(split.y_train)] + [len(split.y_train)]
     x_eval, y_eval = eval_set
     rows = []
     for budget in budgets:
         subset = label_subset(split.y_train, budget, ctx.seed)
-        for number, (method, config) in enumerate(methods.items()):
+        for method, method_settings in methods.items():
             if budget == len(split.y_train):
                 result = trained[method]  # the main run already trained this one
             else:
-                result = fit_classifier(
-                    config, architecture, split.x_train[subset], split.y_train[subset], split.x_val, split.y_val,
-                    ctx.ws.checkpoints(ctx.profile.name, f"curve_{number}_{budget}"),
-                    unlabeled=ctx.data.unlabeled if config.unlabeled_ratio else None,
-                    pretrained=contrastive if method != SUPERVISED else None, device=ctx.device,
-                    progress=False)
-            label = method + (" (short)" if method == "contrastive + FixMatch" else "")
-            rows.append({"labels": budget, "method": label,
-                         "accuracy": 100 * metrics.accuracy(y_eval, predict_logits(result.model, x_eval).argmax(1))})
+                result = finetune(method_settings, encoder, split.x_train[subset], split.y_train[subset],
+                                  ctx.checkpoints, f"curve_{method}_{budget}", ctx.seed,
+                                  unlabeled=ctx.data.unlabeled if method_settings.unlabeled_ratio else None,
+                                  pretrained=contrastive if method in FROM_CONTRASTIVE else None,
+                                  evaluate=validation(split.x_val, split.y_val), device=ctx.device, progress=False)
+            rows.append({"labels": budget, "method": method, "short": method == "contrastive_fixmatch",
+                         "accuracy": 100 * metrics.accuracy(y_eval, batched(result.model, x_eval).argmax(1))})
     return pd.DataFrame(rows)
+
+
+def record(ctx, split: Split, systems: dict[str, System], accuracy: dict, rates: dict, choice, per_seed: dict,
+           runs: dict, baseline: TrainResult, pseudo: dict, pseudo_accuracy: float | None, ece: dict,
+           curve: pd.DataFrame, reference: str) -> dict:
+    """The content of results/03_classification.json."""
+    model = ctx.profile.model
+    return plain({
+        "choice": choice, "model_settings": asdict(model),
+        "model_checkpoints": {str(seed): ctx.ws.relative(result.folder)
+                              for seed, result in runs[choice.chosen].items()},
+        "baseline_checkpoint": ctx.ws.relative(baseline.folder),
+        "per_seed": per_seed, "seeds": list(model.seeds),
+        "pseudo_labels": {"count": len(pseudo["index"]), "accuracy": pseudo_accuracy,
+                          "confidence": model.pseudo_confidence},
+        "split": {"train": len(split.y_train), "validation": len(split.y_val), "seed": ctx.seed},
+        "settings": {"fixmatch_steps": ctx.profile.classification.fixmatch.training.steps,
+                     "unlabeled_ratio": ctx.profile.classification.fixmatch.unlabeled_ratio,
+                     "batch": ctx.profile.classification.supervised.training.batch},
+        "systems": system_info(systems),
+        "reference_set": reference, "accuracy": accuracy, "images_per_second_cpu": rates, "ece": ece,
+        "label_efficiency": curve.to_dict(orient="records"),
+    })

@@ -1,4 +1,4 @@
-"""Batched image augmentation on the training device (DESIGN §4).
+"""Batched image augmentation on the training device (settings: `lib.config.AugmentConfig`).
 
 Every transform draws its parameters per sample from one `torch.Generator`, so
 a batch of n images gets n different views in a handful of tensor operations
@@ -18,37 +18,12 @@ Fashion-MNIST points left, so a flipped shoe is an image the data never holds.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    shift: float = 0.10  # largest translation, as a fraction of the image side
-    scale: tuple[float, float] = (0.80, 1.20)  # zoom factor range (>1 enlarges the article)
-    aspect: float = 0.15  # largest log aspect-ratio change (x and y zoom differ by up to exp(±aspect))
-    rotation: float = 10.0  # largest rotation in degrees
-    hflip: float = 0.0  # probability of a horizontal flip
-    gain: float = 0.35  # multiplicative brightness change in [1 - gain, 1 + gain]
-    gamma: float = 0.35  # log-gamma range: x ** exp(U(-gamma, gamma))
-    noise: float = 0.04  # largest Gaussian noise standard deviation (intensity units, image in [0, 1])
-    erase: float = 0.25  # probability of erasing one rectangle
-    erase_size: tuple[float, float] = (0.15, 0.35)  # its side lengths, as fractions of the image side
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# Weak views for classification: label-preserving shifts, zoom, rotation and exposure only.
-WEAK = AugmentConfig(shift=0.08, scale=(0.9, 1.1), aspect=0.1, rotation=5.0, gain=0.2, gamma=0.2, noise=0.02,
-                     erase=0.0)
-# Strong views: the contrastive pretraining augmentation (shifts, zoom, rotation, exposure, noise, erasing).
-STRONG = AugmentConfig()
-NONE = AugmentConfig(shift=0.0, scale=(1.0, 1.0), aspect=0.0, rotation=0.0, hflip=0.0, gain=0.0,
-                     gamma=0.0, noise=0.0, erase=0.0)
+from lib.config import AugmentConfig
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

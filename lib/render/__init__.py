@@ -1,1 +1,2 @@
-"""The report: the pandoc + Typst renderer and the run description (no ML here)."""
+"""Reads results only: the notebooks' tables and display names, the report's numbers, the one number formatter,
+the run description and the pandoc + Typst renderer (no ML here)."""

@@ -1,11 +1,13 @@
 """The numbers the report quotes (`{{< var section.key >}}`), derived from results/*.json in one place.
 
-Notebooks write numbers (results/<notebook>.json, results/summary.json); the
-functions here turn them into the strings the report text shows. Each is
+Notebooks write numbers (results/<notebook>.json, keyed by the ids of
+`lib.results`, with each protocol decision stored as it was made); the
+functions here turn them into the strings the report text shows, with display
+names from `lib.render.names`. They read decisions, never remake them. Each is
 registered for one section of report/_variables.yml and returns None while the
 results it needs do not exist yet (a notebook that has not run). The pipeline
-calls `write_report_variables` after every notebook, and `python -m lib render`
-before rendering.
+calls `write_report_variables` once all notebooks ran, and `python -m lib
+render` before rendering.
 """
 
 from __future__ import annotations
@@ -13,21 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import numpy as np
-
 from lib.errors import UserError
-from lib.experiments.names import (
-    BASELINE,
-    BASELINE_SCORE,
-    CONTRASTIVE_PROBE,
-    CONV_AE_SCORE,
-    MODEL_SELF_TRAINED,
-    MODEL_SUPERVISED,
-    ORACLE,
-    SUPERVISED,
-    VAE_PROBE,
-    VAE_SCORE,
-)
+from lib.render.format import interval, mean_std, pct, signed
+from lib.render.names import DESCRIPTIONS, SCORES, SYSTEMS, origin
+from lib.render.tables import SOURCE_NAMES, transfer_evaluated_on
+from lib.results import PARTS, flat
 
 SECTIONS: dict[str, Callable[[dict], dict | None]] = {}
 
@@ -63,32 +55,14 @@ def write_report_variables(ws) -> list[str]:
     return written
 
 
-def pct(value: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage string ("n/a" when missing)."""
-    return "n/a" if value is None else f"{100 * value:.{digits}f}"
-
-
 def versus(ours: list[float | None], theirs: list[float | None], higher_is_better: bool = True) -> str:
-    """"beats", "does not beat" or "beats on some measures but not all": ours against a reference, measure by
+    """"beats", "does not beat" or "beats on some measures but not all of": ours against a reference, measure by
     measure (the report's sentences on the baseline are generated from this, never typed)."""
     pairs = [(a, b) for a, b in zip(ours, theirs) if a is not None and b is not None]
     if not pairs:
         return "cannot be compared with"
     wins = [(a > b) if higher_is_better else (a < b) for a, b in pairs]
     return "beats" if all(wins) else "does not beat" if not any(wins) else "beats on some measures but not all of"
-
-
-def mean_std(values: list[float], digits: int, scale: float = 1.0) -> str:
-    """"mean ± standard deviation" of values over seeds ("n/a" with fewer than two)."""
-    if len(values) < 2:
-        return "n/a"
-    values = scale * np.asarray(values, dtype=float)
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
-def interval(ci, digits: int = 3, scale: float = 1.0) -> str:
-    """A [low, high] interval as text."""
-    return f"[{scale * ci[0]:.{digits}f}, {scale * ci[1]:.{digits}f}]"
 
 
 # --------------------------------------------------------------------------- sections, one per notebook
@@ -99,46 +73,44 @@ def classification_variables(results: dict) -> dict | None:
     run = results.get("03_classification")
     if run is None:
         return None
-    accuracy, chosen, reference = run["accuracy"], run["final_network"], run["reference_set"]
+    accuracy, choice, reference = run["accuracy"], run["choice"], run["reference_set"]
+    chosen = choice["chosen"]
 
     def value(name, set_name):
         return accuracy.get(name, {}).get(set_name, {}).get("value")
 
     per_seed, seeds = run["per_seed"], run["seeds"]
-
-    choice = {variant: np.asarray(per_seed[variant]["rep1_clean"])
-              for variant in (MODEL_SUPERVISED, MODEL_SELF_TRAINED)}
-    gain = choice[MODEL_SELF_TRAINED].mean() - choice[MODEL_SUPERVISED].mean()
-    spread = max(values.std(ddof=1) for values in choice.values())
     pseudo, settings = run["pseudo_labels"], run["model_settings"]
     n_labeled = run["split"]["train"] + run["split"]["validation"]
+    images_per_step = settings["training"]["steps"] * settings["training"]["batch"]
+    spread = choice["evidence"]["spread"]
     return {
         "n_seeds": str(len(seeds)), "seeds": ", ".join(map(str, seeds)),
-        "self_training_gain_rep1": signed(100 * gain, 2), "seed_spread_rep1": f"{100 * spread:.2f}",
-        "self_training_verdict": ("beats the labels-only variant by more than the seed spread" if run["chosen_model"]
-                                  == MODEL_SELF_TRAINED else "does not beat the labels-only variant by more than "
-                                  "the seed spread, so the simpler variant is the model"),
+        "self_training_gain_rep1": signed(100 * choice["evidence"]["gain"], 2),
+        "seed_spread_rep1": "n/a" if spread is None else f"{100 * spread:.2f}",
+        "self_training_verdict": ("beats the labels-only variant by more than the seed spread"
+                                  if chosen == "model_self_trained" else "does not beat the labels-only variant by "
+                                  "more than the seed spread, so the simpler variant is the model"),
         "n_pseudo": f"{pseudo['count']:,}",
-        "self_training_passes": f"{settings['steps'] * settings['batch'] / (n_labeled + pseudo['count']):.1f}",
-        "labels_only_passes": f"{settings['steps'] * settings['batch'] / n_labeled:.0f}",
+        "self_training_passes": f"{images_per_step / (n_labeled + pseudo['count']):.1f}",
+        "labels_only_passes": f"{images_per_step / n_labeled:.0f}",
         "pseudo_confidence": f"{pseudo['confidence']:g}",
         "pseudo_accuracy": pct(pseudo["accuracy"]),
         **{f"{key}_{set_name}": mean_std(per_seed[variant].get(set_name, []), 2, 100)
-           for key, variant in (("seeds_supervised", MODEL_SUPERVISED), ("seeds_self_trained", MODEL_SELF_TRAINED),
-                                ("seeds_chosen", run["chosen_model"]))
+           for key, variant in (("seeds_supervised", "model_labels_only"), ("seeds_self_trained", "model_self_trained"),
+                                ("seeds_chosen", chosen))
            for set_name in ("rep1_clean", "unlabeled", "rep2_clean")},
-        "chosen": run["chosen_model"], "final_network": chosen,
+        "chosen": SYSTEMS[chosen],
         "accuracy_unlabeled": pct(value(chosen, "unlabeled")),
         "accuracy_rep2_clean": pct(value(chosen, "rep2_clean")),
-        "accuracy_chosen_unlabeled": pct(value(run["chosen_model"], "unlabeled")),
-        "accuracy_oracle": pct(value(ORACLE, "rep2_clean")),
-        "accuracy_supervised": pct(value(SUPERVISED, reference)),
-        "accuracy_vae": pct(value(VAE_PROBE, reference)),
-        "accuracy_contrastive_probe": pct(value(CONTRASTIVE_PROBE, reference)),
-        "accuracy_baseline_unlabeled": pct(value(BASELINE, "unlabeled")),
-        "accuracy_baseline_rep2_clean": pct(value(BASELINE, "rep2_clean")),
+        "accuracy_oracle": pct(value("oracle", "rep2_clean")),
+        "accuracy_supervised": pct(value("supervised_cnn", reference)),
+        "accuracy_vae": pct(value("vae_probe", reference)),
+        "accuracy_contrastive_probe": pct(value("contrastive_probe", reference)),
+        "accuracy_baseline_unlabeled": pct(value("baseline", "unlabeled")),
+        "accuracy_baseline_rep2_clean": pct(value("baseline", "rep2_clean")),
         "versus_baseline": versus([value(chosen, "unlabeled"), value(chosen, "rep2_clean")],
-                                  [value(BASELINE, "unlabeled"), value(BASELINE, "rep2_clean")]),
+                                  [value("baseline", "unlabeled"), value("baseline", "rep2_clean")]),
         "batch": str(run["settings"]["batch"]),
         "ece": pct(run["ece"]["value"]), "images_per_second": f"{run['images_per_second_cpu'][chosen]:,.0f}",
         "n_train": str(run["split"]["train"]), "n_val": str(run["split"]["validation"]),
@@ -174,11 +146,12 @@ def model_variables(results: dict) -> dict | None:
     run = results.get("03_classification")
     if run is None:
         return None
-    settings = run["model_settings"]
-    return {"steps": str(settings["steps"]), "batch": str(settings["batch"]), "lr": f"{settings['lr']:g}",
-            "weight_decay": f"{settings['weight_decay']:g}", "shift_pixels": str(settings["shift_pixels"]),
-            "widths": "-".join(map(str, settings["widths"])), "label_smoothing": f"{settings['label_smoothing']:g}",
-            "reconstruction_weight": f"{settings['reconstruction_weight']:g}"}
+    network, training = run["model_settings"]["network"], run["model_settings"]["training"]
+    return {"steps": str(training["steps"]), "batch": str(training["batch"]), "lr": f"{training['lr']:g}",
+            "weight_decay": f"{training['weight_decay']:g}",
+            "shift_pixels": f"{training['augment']['shift'] * 32:g}",
+            "widths": "-".join(map(str, network["widths"])), "label_smoothing": f"{training['label_smoothing']:g}",
+            "reconstruction_weight": f"{run['model_settings']['reconstruction_weight']:g}"}
 
 
 @section("ood")
@@ -186,39 +159,40 @@ def ood_variables(results: dict) -> dict | None:
     run = results.get("04_ood_scoring")
     if run is None:
         return None
-    rep2, chosen = run["rep2"], run["chosen_score"]
+    rep2, chosen, evidence = run["rep2"], run["choice"]["chosen"], run["choice"]["evidence"]
     rows = {row["score"]: row for row in run["comparison"]}
-    best_overall = max(rows, key=lambda name: (rows[name]["auroc_rep1"], rows[name]["ap_rep1"]))
-    worst = min(run["breakdown"], key=lambda row: row["flagged (%)"]) if run["breakdown"] else None
+    baseline = run["baseline_rep2"]
+    worst = min(run["breakdown"], key=lambda row: row["flagged"]) if run["breakdown"] else None
     description = run.get("description")
-    best_part = max(run["parts"], key=lambda name: (rows[name]["auroc_rep1"], rows[name]["ap_rep1"]))
+    best_part = max(PARTS, key=lambda name: (evidence[name]["auroc_rep1"], evidence[name]["ap_rep1"]))
     return {
-        "chosen": chosen, "best_overall": best_overall,
-        "auroc_rep1": f"{rows[chosen]['auroc_rep1']:.3f}",
+        "chosen": SCORES[chosen],
+        "auroc_rep1": f"{evidence[chosen]['auroc_rep1']:.3f}",
         "auroc_rep2": f"{rep2['auroc']['value']:.3f}", "auroc_rep2_ci": interval(rep2["auroc"]["ci"]),
         "ap_rep2": f"{rep2['average_precision']['value']:.3f}",
         "fpr95_rep2": f"{rep2['fpr_at_95_tpr']['value']:.3f}",
-        "threshold": f"{run['threshold']:.4g}",
+        "threshold": f"{run['threshold']['value']:.4g}",
         "precision_rep2": f"{rep2['at_threshold']['precision']:.3f}",
         "recall_rep2": f"{rep2['at_threshold']['recall']:.3f}",
         "macro_f1_rep2": f"{rep2['macro_f1']['value']:.3f}", "macro_f1_rep2_ci": interval(rep2["macro_f1"]["ci"]),
-        "auroc_vae_rep2": f"{rows[VAE_SCORE]['auroc_rep2']:.3f}",
-        "auroc_conv_ae_rep2": f"{rows[CONV_AE_SCORE]['auroc_rep2']:.3f}",
-        "auroc_baseline_rep2": f"{rows[BASELINE_SCORE]['auroc_rep2']:.3f}",
-        "ap_baseline_rep2": f"{rows[BASELINE_SCORE]['ap_rep2']:.3f}",
+        "auroc_vae_rep2": f"{rows['vae_elbo']['auroc_rep2']:.3f}",
+        "auroc_conv_ae_rep2": f"{rows['recon_conv_ae']['auroc_rep2']:.3f}",
+        "auroc_baseline_rep2": f"{baseline['auroc']['value']:.3f}",
+        "ap_baseline_rep2": f"{baseline['average_precision']['value']:.3f}",
         "versus_baseline": versus([rep2["auroc"]["value"], rep2["average_precision"]["value"]],
-                                  [rows[BASELINE_SCORE]["auroc_rep2"], rows[BASELINE_SCORE]["ap_rep2"]]),
-        "worst_origin": worst["origin"] if worst else "n/a",
-        "worst_origin_flagged": f"{worst['flagged (%)']:.0f}" if worst else "n/a",
+                                  [baseline["auroc"]["value"], baseline["average_precision"]["value"]]),
+        "worst_origin": origin(worst["origin"]) if worst else "n/a",
+        "worst_origin_flagged": f"{100 * worst['flagged']:.0f}" if worst else "n/a",
         "spearman_auc": f"{run['hardness_spearman']['area under the curve']:.2f}",
         "predict_seconds": f"{run['predict_seconds']:.1f}",
-        "kmeans_final": pct(description["kmeans_accuracy"]) if description else "n/a",
-        "kmeans_final_ci": interval(description["kmeans_accuracy_ci"], 2, 100) if description else "n/a",
-        "best_single_part": best_part, "best_single_part_auroc_rep1": f"{rows[best_part]['auroc_rep1']:.3f}",
-        "auroc_msp_rep2": f"{rows['max softmax probability, our classifier']['auroc_rep2']:.3f}",
-        **seed_variables(run.get("per_seed") or []),
-        "hardest_origins": " and ".join(f"{row['origin']} ({row['chosen']:.3f})" for row in
-                                        sorted(run.get("parts_by_origin") or [], key=lambda r: r["chosen"])[:2])
+        "kmeans_final": pct(description["kmeans_accuracy"]["value"]) if description else "n/a",
+        "kmeans_final_ci": interval(description["kmeans_accuracy"]["ci"], 2, 100) if description else "n/a",
+        "best_single_part": SCORES[best_part],
+        "best_single_part_auroc_rep1": f"{evidence[best_part]['auroc_rep1']:.3f}",
+        "auroc_msp_rep2": f"{rows['msp']['auroc_rep2']:.3f}",
+        **seed_variables(run["per_seed"]),
+        "hardest_origins": " and ".join(f"{origin(row['origin'].removeprefix('foreign: '))} ({row['chosen']:.3f})"
+                                        for row in sorted(run["parts_by_origin"] or [], key=lambda r: r["chosen"])[:2])
                            or "n/a",
         **unseen_variables(run.get("unseen_kinds")),
     }
@@ -227,9 +201,8 @@ def ood_variables(results: dict) -> dict | None:
 def seed_variables(per_seed: list[dict]) -> dict:
     """Mean ± standard deviation over seeds of the complete model's numbers (notebook 04)."""
     values = {}
-    columns = (("seeds_auroc", "ROC AUC set 2", 3, 1), ("seeds_ap", "AP set 2", 3, 1),
-               ("seeds_fpr95", "FPR95 set 2", 3, 1), ("seeds_macro_f1", "macro-F1 set 2", 3, 1),
-               ("seeds_kmeans", "k-means unlabeled", 2, 100))
+    columns = (("seeds_auroc", "auroc_rep2", 3, 1), ("seeds_ap", "ap_rep2", 3, 1), ("seeds_fpr95", "fpr95_rep2", 3, 1),
+               ("seeds_macro_f1", "macro_f1_rep2", 3, 1), ("seeds_kmeans", "kmeans_unlabeled", 2, 100))
     for key, column, digits, scale in columns:
         values[key] = mean_std([row[column] for row in per_seed if row.get(column) is not None], digits, scale)
     values["seeds_count"] = str(len(per_seed))
@@ -240,11 +213,10 @@ def unseen_variables(unseen: dict | None) -> dict:
     """The worst unseen anomaly kind and how much pure noise is flagged."""
     if not unseen:
         return {"unseen_worst_kind": "n/a", "unseen_min_auroc": "n/a", "unseen_noise_flagged": "n/a"}
-    rows = [row for row in unseen["table"] if row["ROC AUC vs clean"] is not None]
-    worst = min(rows, key=lambda row: row["ROC AUC vs clean"])
-    noise = next(row for row in rows if row["kind"] == "uniform noise")
-    return {"unseen_worst_kind": worst["kind"], "unseen_min_auroc": f"{worst['ROC AUC vs clean']:.3f}",
-            "unseen_noise_flagged": f"{noise['flagged (%)']:.0f}"}
+    worst = min(unseen["kinds"], key=lambda row: row["auroc"])
+    noise = next(row for row in unseen["kinds"] if row["kind"] == "uniform_noise")
+    return {"unseen_worst_kind": origin(worst["kind"]), "unseen_min_auroc": f"{worst['auroc']:.3f}",
+            "unseen_noise_flagged": f"{100 * noise['flagged']:.0f}"}
 
 
 @section("targets")
@@ -253,7 +225,7 @@ def targets_variables(results: dict) -> dict | None:
 
     if "summary" not in results or "04_ood_scoring" not in results:
         return None
-    table = targets_table(results["summary"], results["04_ood_scoring"]["predict_seconds"])
+    table = targets_table(flat(results["summary"]), results["04_ood_scoring"]["predict_seconds"])
     return {"met": str(int((table["met"] == "yes").sum())), "total": str(len(table))}
 
 
@@ -265,15 +237,16 @@ def pretraining_variables(results: dict) -> dict | None:
     if run is None:
         return None
     settings, methods, plateau = run["settings"], run["methods"], run["checkpoint_plateau"]
-    ours = methods[next(method for method, key in run["method_keys"].items() if key == "contrastive")]
+    contrastive = settings["contrastive"]
     values = {
-        "batch": str(settings["batch"]), "profile": run["profile"],
-        "autoencoder_width": str(settings["autoencoder_width"]),
+        "batch": str(contrastive["training"]["batch"]), "profile": run["profile"],
+        "autoencoder_width": str(settings["conv_ae"]["network"]["width"]),
         "kmeans_target": f"{KMEANS_DESCRIPTION.scale * KMEANS_DESCRIPTION.goal:g}",
-        "kmeans_target_verdict": "reaches" if KMEANS_DESCRIPTION.met(ours["kmeans_accuracy"]) else "does not reach",
-        "temperature": f"{settings['temperature']:g}",
-        "encoder_width": str(settings["encoder_width"]), "encoder_depth": str(settings["encoder_depth"]),
-        "n_unlabeled": f"{run['n_unlabeled']:,}", "best_method": run["best_kmeans_method"],
+        "kmeans_target_verdict": ("reaches" if KMEANS_DESCRIPTION.met(methods["contrastive"]["kmeans_accuracy"])
+                                  else "does not reach"),
+        "temperature": f"{contrastive['network']['temperature']:g}",
+        "encoder_width": str(contrastive["network"]["width"]), "encoder_depth": str(contrastive["network"]["depth"]),
+        "n_unlabeled": f"{run['n_unlabeled']:,}", "best_method": DESCRIPTIONS[run["best_description"]["chosen"]],
         "scored_on": run["scored_on"],
         "checkpoint_plateau_epoch": str(plateau["epoch"]),
         "checkpoint_plateau_knn": pct(plateau["knn_accuracy"], 1),
@@ -286,8 +259,7 @@ def pretraining_variables(results: dict) -> dict | None:
         values.update({f"{name}_params": f"{model['parameters']:,}", f"{name}_epochs": str(model["epochs"]),
                        f"{name}_images_per_second": f"{model['images_per_second']:,.0f}",
                        f"{name}_seconds": f"{model['seconds']:.0f}"})
-    for method, m in methods.items():
-        key = run["method_keys"][method]
+    for key, m in methods.items():
         values.update({f"{key}_kmeans_accuracy": pct(m["kmeans_accuracy"], 1),
                        f"{key}_kmeans_nmi": f"{m['kmeans_nmi']:.3f}",
                        f"{key}_gmm_accuracy": pct(m["gmm_accuracy"], 1),
@@ -298,11 +270,6 @@ def pretraining_variables(results: dict) -> dict | None:
 
 
 # --------------------------------------------------------------------------- words for differences (notebook 05)
-
-
-def signed(x: float, digits: int) -> str:
-    """"+1.2" / "-0.3", and "+0.0" rather than "-0.0" for tiny negative numbers."""
-    return f"{round(x, digits) + 0.0:+.{digits}f}"
 
 
 def effect_word(difference: dict) -> str:
@@ -318,9 +285,8 @@ def effect_word(difference: dict) -> str:
 
 def effect_phrase(difference: dict, unit: float = 100.0, what: str = "points", digits: int = 1) -> str:
     """E.g. "helps (+4.1 points, 95 % CI [+2.0, +6.3])", for a difference of accuracies in [0, 1]."""
-    low, high = difference["ci"]
     return (f"{effect_word(difference)} ({signed(unit * difference['value'], digits)} {what}, "
-            f"95 % CI [{signed(unit * low, digits)}, {signed(unit * high, digits)}])")
+            f"95 % CI {interval(difference['ci'], digits, unit, sign=True)})")
 
 
 def ranking(entries: dict) -> str:
@@ -363,12 +329,12 @@ def transfer_variables(results: dict) -> dict | None:
     r = results.get("05_transfer_learning")
     if r is None:
         return None
-    names, budgets = dict(r["source_names"]), r["budgets"]  # every source of the study, in table order
-    sources = {k: r["sources"][k] for k in names if k in r["sources"]}  # those of this run, in the same order
+    names, budgets = SOURCE_NAMES, r["budgets"]
+    sources = {k: r["sources"][k] for k in r["sources_order"] if k in r["sources"]}  # this run's, in table order
     small, large = budgets[0], budgets[-1]
     runs = {(run["source"], run["labels"]): run for run in r["runs"]}
     auroc_gain = r["auroc_change_vs_scratch"]
-    origin = r.get("rep1_anomalies")
+    anomalies = r.get("rep1_anomalies")
     in_domain = sources.get("in_domain")
 
     def one(result):  # a fraction with interval -> "91.5"
@@ -392,18 +358,18 @@ def transfer_variables(results: dict) -> dict | None:
         "n_digits_supervised": f"{int(sources['digits']['images']):,}",
         "budget_small": f"{small:,}", "budget_large": f"{large:,}",
         "budgets": ", ".join(f"{b:,}" for b in budgets[:-1]) + f" and {large:,}",
-        "finetune_steps": f"{r['settings']['finetune_steps']:,}",
-        "source_steps": f"{r['settings']['source_steps']:,}",
-        "contrastive_epochs": str(r["contrastive_train_config"]["epochs"]),
+        "finetune_steps": f"{r['settings']['finetune']['training']['steps']:,}",
+        "source_steps": f"{r['settings']['source']['training']['steps']:,}",
+        "contrastive_epochs": str(r["settings"]["contrastive"]["epochs"]),
         "in_domain_epochs": str(int(in_domain["epochs"])) if in_domain else "n/a",
         "in_domain_status": (f"{int(in_domain['epochs'])} epochs" if in_domain
                              else "not available: its pretraining had not run"),
-        "eval_name": r["evaluated_on"],
+        "eval_name": transfer_evaluated_on(r["evaluated_on"]["unlabeled"], r["evaluated_on"]["images"]),
         "heldout_foreign": pct(sources["foreign_supervised"]["heldout"], 1),
         "heldout_digits": pct(sources["digits"]["heldout"], 1),
         "seconds_total": f"{r['seconds_total']:.0f}",
-        "n_foreign_rep1": str(origin["foreign"]) if origin else "n/a",
-        "n_corrupted_rep1": str(origin["corrupted"]) if origin else "n/a",
+        "n_foreign_rep1": str(anomalies["foreign"]) if anomalies else "n/a",
+        "n_corrupted_rep1": str(anomalies["corrupted"]) if anomalies else "n/a",
         "probe_digits_minus_random":
             f"{100 * (probe('digits', large)['value'] - probe('scratch', large)['value']):+.1f}",
     }

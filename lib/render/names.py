@@ -1,0 +1,56 @@
+"""Display names of the ids that results are keyed by (`lib.results`): made here, at render time."""
+
+from __future__ import annotations
+
+DESCRIPTIONS = {
+    "pca": "PCA-10 of pixels",
+    "fc_ae": "FC autoencoder",
+    "conv_ae": "conv autoencoder",
+    "conv_ae_bn": "conv autoencoder + BN",
+    "vae": "VAE",
+    "contrastive": "contrastive",
+}
+
+SYSTEMS = {
+    "supervised_cnn": "supervised CNN",
+    "autoencoder_probe": "autoencoder + linear head",
+    "vae_probe": "VAE + linear head",
+    "contrastive_probe": "contrastive + linear head",
+    "contrastive_finetuned": "contrastive, fine-tuned",
+    "auxiliary": "auxiliary (classification + reconstruction)",
+    "contrastive_fixmatch": "contrastive + FixMatch",
+    "stacking": "stacking ensemble",
+    "baseline": "plain CNN, 2,000 labels (baseline)",
+    "oracle": "oracle (answer-key labels)",
+    "model_labels_only": "ours, labels only",
+    "model_self_trained": "ours, self-trained",
+}
+
+SCORES = {
+    "recon_fc_ae": "reconstruction error, fully connected AE",
+    "recon_conv_ae": "reconstruction error, convolutional AE",
+    "recon_conv_ae_bn": "reconstruction error, convolutional AE + batch norm",
+    "vae_elbo": "negative ELBO, VAE",
+    "knn_contrastive": "kNN distance, contrastive embedding",
+    "msp": "max softmax probability, our classifier",
+    "energy": "energy, our classifier",
+    "baseline_mahalanobis": "Mahalanobis, plain CNN features (baseline)",
+    "stage_1": "stage 1 features",
+    "stage_2": "stage 2 features",
+    "stage_3": "stage 3 features",
+    "description": "description",
+    "reconstruction": "reconstruction error",
+    "frame": "frame intensity",
+    "features_every_depth": "features, every depth",
+    "features_every_depth_frame": "features, every depth + frame",
+    "deepest_features_pixels": "deepest features + pixels",
+    "every_part": "every part",
+}
+
+PART_COLUMNS = {"stage_1": "stage 1", "stage_2": "stage 2", "stage_3": "stage 3", "description": "description",
+                "reconstruction": "reconstruction", "frame": "frame"}
+
+
+def origin(kind: str) -> str:
+    """An anomaly's origin as the answer key names it ("foreign: Coat", "gaussian_noise") for a table."""
+    return kind.replace("_", " ")

@@ -1,0 +1,182 @@
+"""One function per kind of training run: it builds the network from its configuration (`lib.config`), draws
+batches, picks the loss (`lib.train.objectives`), and hands both to the one loop (`lib.train.loop`), in a folder
+named after the run's key (`lib.train.cache`): a finished run is loaded, a killed one resumes.
+
+- `pretrain`: notebook 02's models on unlabeled images, epochs of shuffled batches;
+- `train_cnn`: the CNN family (the plain baseline and the project's model) on labeled images;
+- `finetune`: the cosine-head classifier on the contrastive encoder (labels, optional FixMatch and decoder),
+  from scratch or from a pretrained encoder; also the supervised pretraining of the transfer study's sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lib.config import ClassifierConfig, CNNConfig, ContrastiveConfig, Finetune, Pretrained, Training
+from lib.nn.augment import augment, to_float
+from lib.nn.contrastive import Classifier
+from lib.nn.infer import batched
+from lib.nn.registry import build
+from lib.train import objectives
+from lib.train.cache import array_fingerprint, run_folder, trained
+from lib.train.loop import EpochBatches, Schedule, TrainResult, train_loop
+
+
+def _key(network, training: Training, seed: int, *arrays: np.ndarray, **extra) -> dict:
+    return {"kind": network.kind, "network": asdict(network), "training": asdict(training), "seed": seed,
+            "data": array_fingerprint(*arrays), **extra}
+
+
+def _on(device, *arrays) -> list[torch.Tensor]:
+    return [torch.as_tensor(np.asarray(a)).to(device) for a in arrays]
+
+
+def pretrain(spec: Pretrained, images: np.ndarray, root: Path | str, name: str, seed: int,
+             device: torch.device | str = "cpu", log=print, progress: bool = True) -> TrainResult:
+    """Train (or load) a notebook 02 model on uint8 images (n, 1, 32, 32): each epoch a permutation of the images
+    seeded by (seed, epoch); autoencoders learn to reconstruct, the VAE maximises the ELBO, the contrastive model
+    matches two augmented views of every image."""
+    device, training = torch.device(device), spec.training
+    key = _key(spec.network, training, seed, images)
+    folder = run_folder(root, name, key)
+
+    def fit() -> TrainResult:
+        (data,) = _on(device, images)
+        torch.manual_seed(seed)
+        model = build(spec.network)
+        batches = EpochBatches(len(data), training.batch, seed, device)
+        kind = spec.network.kind
+
+        def step_loss(model, step, g):
+            x = to_float(data[batches(step)])
+            if x.is_cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if kind == "vae":
+                return objectives.negative_elbo(model, x, g)
+            if kind == "contrastive":
+                return objectives.contrastive(model, x, lambda v: augment(v, training.augment, g))
+            return objectives.reconstruction(model, x)
+
+        return train_loop(model, step_loss, Schedule.of(training, len(data), seed), folder, key,
+                          images_per_step=batches.batch, snapshots=spec.snapshots, device=device, log=log,
+                          progress=progress)
+
+    return trained(folder, key, fit, device, log)
+
+
+def train_cnn(network: CNNConfig, training: Training, x: np.ndarray, y: np.ndarray, root: Path | str, name: str,
+              seed: int, reconstruction_weight: float = 0.0, device: torch.device | str = "cpu", log=print,
+              progress: bool = True) -> TrainResult:
+    """Train (or load) a network of the CNN family on uint8 images `x` with class labels `y` (true or pseudo):
+    epoch-shuffled batches, `training.augment` views, label smoothing, AdamW with a one-cycle schedule."""
+    device = torch.device(device)
+    key = _key(network, training, seed, x, y, reconstruction_weight=reconstruction_weight)
+    folder = run_folder(root, name, key)
+
+    def fit() -> TrainResult:
+        images, labels = _on(device, x, y)
+        torch.manual_seed(seed)
+        model = build(network)
+        batches = EpochBatches(len(images), training.batch, seed, device)
+
+        def step_loss(model, step, g):
+            index = batches(step)
+            return objectives.cnn(model, augment(to_float(images[index]), training.augment, g), labels[index],
+                                  training.label_smoothing, reconstruction_weight)
+
+        return train_loop(model, step_loss, Schedule.of(training, len(images), seed), folder, key,
+                          images_per_step=batches.batch, device=device, log=log, progress=progress)
+
+    return trained(folder, key, fit, device, log)
+
+
+def _draw(images: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """`size` indices into `images`, drawn with replacement."""
+    return torch.randint(len(images), (size,), generator=g, device=images.device)
+
+
+def validation(x: np.ndarray, y: np.ndarray):
+    """An `evaluate` for the loop: mean cross entropy and accuracy on (x, y) at every record."""
+
+    def evaluate(model, steps):
+        logits = torch.as_tensor(batched(model, x))
+        labels = torch.as_tensor(np.asarray(y))
+        return {"val_loss": F.cross_entropy(logits, labels).item(),
+                "val_accuracy": (logits.argmax(1) == labels).float().mean().item()}
+
+    return evaluate
+
+
+def finetune(settings: Finetune, encoder: ContrastiveConfig, x: np.ndarray, y: np.ndarray, root: Path | str,
+             name: str, seed: int, n_classes: int = 5, unlabeled: np.ndarray | None = None,
+             pretrained: torch.nn.Module | None = None, evaluate=None, device: torch.device | str = "cpu", log=print,
+             progress: bool = True) -> TrainResult:
+    """Train (or load) a cosine-head classifier with `encoder`'s architecture on uint8 images `x`, labels `y`.
+
+    Each step draws `batch` labeled images with replacement and trains on weak views (`training.augment`);
+    with `unlabeled_ratio` = mu > 0 it also draws mu * batch unlabeled images and adds FixMatch's loss, with
+    `recon_weight` > 0 a decoder reconstructs the labeled and `batch` unlabeled images from the embedding.
+    `pretrained`: a contrastive model (or classifier) whose encoder is copied in, and the head starts at the class
+    means of its embedding; the encoder then learns at `backbone_lr_factor` times the rate. `evaluate`: fields
+    added to every record (`validation(x_val, y_val)`).
+    """
+    device, training = torch.device(device), settings.training
+    if int(np.max(y)) >= n_classes:
+        raise ValueError(f"labels go up to {int(np.max(y))} but the classifier has {n_classes} classes")
+    uses_unlabeled = settings.unlabeled_ratio > 0 or settings.recon_weight > 0
+    if uses_unlabeled and unlabeled is None:
+        raise ValueError("this configuration needs the unlabeled images")
+    network = ClassifierConfig(encoder=replace(encoder, decoder=False), n_classes=n_classes,
+                               decoder=settings.recon_weight > 0)
+    data = [x, y] + ([unlabeled] if uses_unlabeled else [])
+    start = "scratch" if pretrained is None else array_fingerprint(
+        *[t.detach().cpu().numpy() for t in pretrained.encoder.state_dict().values()])
+    key = _key(network, training, seed, *data, settings=asdict(settings), start=start)
+    folder = run_folder(root, name, key)
+
+    def fit() -> TrainResult:
+        torch.manual_seed(seed)
+        model = Classifier(network).to(device)
+        if pretrained is not None:
+            model.load_encoder(pretrained)
+            model.init_prototypes(torch.as_tensor(batched(model.embed, x, device)), torch.as_tensor(np.asarray(y)))
+        tx, ty = _on(device, x, y)
+        (tu,) = _on(device, unlabeled) if uses_unlabeled else (None,)
+        n_unlabeled = training.batch * max(settings.unlabeled_ratio, 1) if uses_unlabeled else 0
+
+        def step_loss(model, step, g):
+            index = _draw(tx, training.batch, g)
+            views, labels = augment(to_float(tx[index]), training.augment, g), ty[index]
+            logits = model(views)
+            loss = F.cross_entropy(logits, labels, label_smoothing=training.label_smoothing)
+            logs = {"supervised": loss.item(), "train_accuracy": (logits.argmax(1) == labels).float().mean().item()}
+            if uses_unlabeled:
+                u = to_float(tu[_draw(tu, n_unlabeled, g)])
+                if settings.unlabeled_ratio > 0:
+                    with torch.no_grad():
+                        weak_logits = model(augment(u, training.augment, g))
+                    unsup, mask = objectives.fixmatch(weak_logits, model(augment(u, settings.strong, g)),
+                                                      settings.confidence)
+                    loss = loss + settings.unlabeled_weight * unsup
+                    logs.update(unsupervised=unsup.item(), confident_fraction=mask.mean().item())
+                if settings.recon_weight > 0:
+                    images = torch.cat([views, u[: training.batch]])
+                    recon = torch.sigmoid(model.decoder(model.embed(images)))
+                    mse = (recon.float() - images).pow(2).mean()
+                    loss = loss + settings.recon_weight * mse
+                    logs["reconstruction"] = mse.item()
+            return loss, logs
+
+        encoder_params = list(model.encoder.parameters())
+        rest = [p for p in model.parameters() if all(p is not q for q in encoder_params)]
+        factor = settings.backbone_lr_factor if pretrained is not None else 1.0
+        return train_loop(model, step_loss, Schedule.of(training, len(x), seed, every=settings.eval_every), folder,
+                          key, blocks=[(encoder_params, factor), (rest, 1.0)], evaluate=evaluate,
+                          images_per_step=training.batch + n_unlabeled, device=device, log=log, progress=progress)
+
+    return trained(folder, key, fit, device, log)
