@@ -4,10 +4,13 @@
 `(logits (n, 5), anomaly_score (n,), description (n, 10))`; inputs are scaled
 to [0, 1] (x / 255), as in training.
 
-The anomaly score is a `lib.detect.StandardizedSum` of evidence (`PARTS`), each
-part a `lib.detect` detector on one output of the network:
+The anomaly score is a `lib.detect.StandardizedSum` of evidence (`lib.results.PARTS`),
+each part a `lib.detect` detector on one output of the network:
 - `Mahalanobis` on the pooled features of each of the three stages of the
   backbone and on the description;
+- `KNN`: the cosine distance of the last stage's pooled features to their k-th
+  nearest neighbour among in-distribution training images;
+- `Energy` of the classifier's logits;
 - `ReconstructionError` of the decoder's image;
 - `FrameIntensity` of the 2-pixel frame (every in-distribution image is a
   28x28 article padded with zeros, so its frame is black).
@@ -36,46 +39,50 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lib.data.replica import CLASS_NAMES
-from lib.detect import FrameIntensity, Mahalanobis, ReconstructionError, StandardizedSum
+from lib.detect import KNN, Energy, FrameIntensity, Mahalanobis, ReconstructionError, StandardizedSum
 from lib.detect.base import as_float32
 from lib.errors import DataError
 from lib.nn.cnn import CNN
 from lib.nn.infer import batched
+from lib.results import PARTS
 
 MODEL_FILE = "model.pt2"
 META_FILE = "model.json"
-FORMAT_VERSION = 3
-FEATURES = ("stage0", "stage1", "stage2", "z")  # the network outputs the Mahalanobis parts read
-PARTS = ("stage 1 features", "stage 2 features", "stage 3 features", "description", "reconstruction error",
-         "frame intensity")
-RECONSTRUCTION, FRAME = PARTS.index("reconstruction error"), PARTS.index("frame intensity")
+FORMAT_VERSION = 4
+FEATURES = ("stage0", "stage1", "stage2", "z")  # the network outputs the Mahalanobis parts read, in PARTS order
+KNN_FEATURES = "stage2"  # the kNN part reads the last stage's pooled features
 STD_FLOOR = 1.0 / 255  # one intensity level: the frame, constant on the training images, is measured in these units
 
 
 class FinalModel(nn.Module):
-    def __init__(self, network: CNN, detectors: list[Mahalanobis], threshold: float = math.nan,
+    def __init__(self, network: CNN, mahalanobis: list[Mahalanobis], knn: KNN, threshold: float = math.nan,
                  class_names: tuple[str, ...] = CLASS_NAMES):
-        """`network`: the trained CNN with description and decoder; `detectors`: a fitted Mahalanobis per
-        feature part (stages 1-3, description)."""
+        """`network`: the trained CNN with description and decoder; `mahalanobis`: a fitted detector per feature
+        part (stages 1-3, description); `knn`: fitted on the last stage's features of in-distribution images."""
         super().__init__()
-        if len(detectors) != len(FEATURES):
+        if len(mahalanobis) != len(FEATURES):
             raise ValueError(f"need {len(FEATURES)} fitted Mahalanobis detectors (stages 1-3 and the description)")
         self.network, self.threshold, self.class_names = network, float(threshold), tuple(class_names)
-        self.mahalanobis = nn.ModuleList(detectors)
+        self.mahalanobis, self.knn, self.energy = nn.ModuleList(mahalanobis), knn, Energy()
         self.reconstruction_error, self.frame_intensity = ReconstructionError(), FrameIntensity(width=2)
-        floors = np.where(np.arange(len(PARTS)) == FRAME, STD_FLOOR, 1e-12)
+        floors = np.where(np.array(PARTS) == "frame", STD_FLOOR, 1e-12)
         self.combination = StandardizedSum(len(PARTS), floors)
         self.set_weights(np.ones(len(PARTS)))
 
     def raw_evidence(self, x: torch.Tensor, parts: tuple[int, ...]):
-        """(logits, the parts `parts` of the evidence before standardisation (n, len(parts)), description) of
-        images x in [0, 1]."""
+        """(logits, the parts `parts` (indices into PARTS) of the evidence before standardisation
+        (n, len(parts)), description) of images x in [0, 1]."""
         out = self.network.outputs(x)
         raw = []
         for i in parts:
+            name = PARTS[i]
             if i < len(FEATURES):
                 raw.append(self.mahalanobis[i](out[FEATURES[i]]))
-            elif i == RECONSTRUCTION:
+            elif name == "knn":
+                raw.append(self.knn(out[KNN_FEATURES]))
+            elif name == "energy":
+                raw.append(self.energy(out["logits"]))
+            elif name == "reconstruction":
                 raw.append(self.reconstruction_error(x, self.network.decode(out["z"])))
             else:
                 raw.append(self.frame_intensity(x))
@@ -87,7 +94,10 @@ class FinalModel(nn.Module):
         self.active = tuple(i for i, w in enumerate(np.asarray(weights, dtype=float)) if w)
 
     def forward(self, x: torch.Tensor):
-        logits, raw, z = self.raw_evidence(x.float() / 255.0, self.active)
+        # channels-last: the convolutions run about twice as fast so on CPUs (save_final_model stores the
+        # network's weights in that layout too)
+        x = (x.float() / 255.0).contiguous(memory_format=torch.channels_last)
+        logits, raw, z = self.raw_evidence(x, self.active)
         return logits, self.combination(raw, list(self.active)), z
 
     def evidence(self, images: np.ndarray) -> np.ndarray:
@@ -137,6 +147,7 @@ def save_final_model(model: FinalModel, folder: Path | str, profile: str, extra:
     folder.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()  # the caller's model may live on the GPU and keep training
     fuse_batch_norm(model.network)
+    model.network = model.network.to(memory_format=torch.channels_last)
     examples = torch.randint(0, 256, (7, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         batch = torch.export.Dim("batch", min=1, max=1 << 20)

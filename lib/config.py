@@ -182,14 +182,15 @@ def _pretraining_recipe(epochs: int, lr: float, warmup: float, augment: AugmentC
 class Pretraining:
     """Notebook 02: the models that learn from the unlabeled images."""
 
-    fc_ae: Pretrained = Pretrained(FCAutoencoderConfig(), _pretraining_recipe(10, 1e-3, 0.05))
+    # the comparison models, sized to what they must show: ten epochs (eleven checkpoints) for the autoencoder
+    # whose checkpoints are studied, five for the others
+    fc_ae: Pretrained = Pretrained(FCAutoencoderConfig(), _pretraining_recipe(5, 1e-3, 0.1))
     # 5e-3 rather than 2e-3: at width 8 the batch-norm autoencoder stalls at twice the error with 2e-3
-    conv_ae: Pretrained = Pretrained(ConvAutoencoderConfig(batch_norm=False), _pretraining_recipe(10, 5e-3, 0.05),
-                                     snapshots=True)
+    conv_ae: Pretrained = Pretrained(ConvAutoencoderConfig(batch_norm=False), _pretraining_recipe(5, 5e-3, 0.1))
     conv_ae_bn: Pretrained = Pretrained(ConvAutoencoderConfig(batch_norm=True), _pretraining_recipe(10, 5e-3, 0.05),
                                         snapshots=True)
-    vae: Pretrained = Pretrained(VAEConfig(), _pretraining_recipe(10, 2e-3, 0.05))
-    contrastive: Pretrained = Pretrained(ContrastiveConfig(), _pretraining_recipe(30, 2e-3, 1 / 60, STRONG))
+    vae: Pretrained = Pretrained(VAEConfig(), _pretraining_recipe(5, 2e-3, 0.1))
+    contrastive: Pretrained = Pretrained(ContrastiveConfig(), _pretraining_recipe(15, 2e-3, 1 / 30, STRONG))
     knn_k: int = 10  # k of the k-nearest-neighbour accuracy of a description
     plateau_tolerance: float = 0.005  # checkpoint plot: k-NN accuracy this close to the last epoch's is the plateau
 
@@ -210,10 +211,8 @@ class Classification:
     supervised: Finetune = FINETUNE  # from scratch
     contrastive_finetuned: Finetune = replace(FINETUNE, backbone_lr_factor=0.3)
     auxiliary: Finetune = replace(FINETUNE, recon_weight=1.0)
-    fixmatch: Finetune = _steps(FINETUNE, 800, backbone_lr_factor=0.3, unlabeled_ratio=2)
-    oracle: Finetune = replace(FINETUNE, backbone_lr_factor=0.3,
-                               training=replace(FINETUNE.training, steps=1000, batch=128))
-    budgets: tuple[int, ...] = (50, 250, 1000)  # label budgets of the label-efficiency curve (+ the full split)
+    fixmatch: Finetune = _steps(FINETUNE, 400, backbone_lr_factor=0.3, unlabeled_ratio=2)
+    budgets: tuple[int, ...] = (50, 250)  # label budgets of the label-efficiency curve (+ the full split)
     curve_steps: int = 300  # labels-only runs of the curve
     curve_fixmatch_steps: int = 150  # semi-supervised runs of the curve (shorter than the main run)
 
@@ -230,16 +229,31 @@ class Baseline:
     training: Training = BASELINE_TRAINING
 
 
+# The noisy student's views: stronger than the labels-only shifts (zoom, aspect, rotation, exposure, faint noise,
+# small erased patches), all well below the replica's corruptions
+NOISY = AugmentConfig(shift=3 / 32, scale=(0.9, 1.1), aspect=0.1, rotation=8.0, gain=0.25, gamma=0.25, noise=0.03,
+                      erase=0.25, erase_size=(0.1, 0.25))
+
+
 @dataclass(frozen=True)
 class Model:
-    """The project's model: the plain CNN's backbone with a classifier, a ten-dimensional description and a
-    decoder; a labels-only and a self-trained variant, each with every seed and the same number of steps."""
+    """The project's model (lib.experiments.model): the plain CNN's backbone with a classifier, a ten-dimensional
+    description and a decoder, trained in arms that differ in what they learn from, each with every seed: the
+    2,000 labels alone; each labels-only network then trained on all 28,000 images with the labels-only networks'
+    averaged probabilities as targets (distillation); the labels-only recipe from a contrastively pretrained
+    backbone."""
 
     network: CNNConfig = CNNConfig(description_dim=10, decoder=True)
-    training: Training = replace(BASELINE_TRAINING, epochs=None, steps=450)
+    labels_only: Training = BASELINE_TRAINING  # the plain CNN's recipe: 30 passes over each of the 2,000 images
+    long_epochs: int = 60  # a convergence check of the labels-only recipe (first seed only): this many passes
+    # distillation and the oracle, from the labels-only network of the same seed: passes over all 28,000 images
+    # (no label smoothing: the teacher's probabilities are soft already)
+    distilled: Training = Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=3, warmup=0.1, augment=NOISY)
+    pretraining: Training = Training(lr=2e-3, weight_decay=1e-4, batch=256, epochs=2, warmup=0.25,
+                                     min_lr_fraction=0.01, augment=STRONG)  # SimCLR of the backbone
+    temperature: float = 0.5  # NT-Xent temperature of the pretraining
     reconstruction_weight: float = 1.0  # decoder loss (the decoder sees the description with the gradient stopped)
-    pseudo_confidence: float = 0.8  # self-training: unlabeled images whose teacher softmax maximum reaches this
-    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of both variants; the teacher is the first seed's labels-only run
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of every arm; the teacher is the labels-only arm's networks
 
 
 @dataclass(frozen=True)
@@ -247,6 +261,7 @@ class Anomaly:
     """Notebook 04: anomaly scores, fitted on in-distribution training data only."""
 
     knn_k: int = 10  # kNN distance: k-th nearest unlabeled image
+    knn_bank: int = 8192  # our model's kNN part: unlabeled images in its bank (the rest standardise the evidence)
     elbo_samples: int = 8  # VAE negative ELBO: samples of the latent per image
     predict_images: int = 10_000  # images of the timed `predict` run
     unseen_clean: int = 500  # unseen-kind check set (lib.data.unseen): fresh clean images
@@ -255,19 +270,18 @@ class Anomaly:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Notebook 05: every source trains notebook 02's contrastive architecture (without its decoder), then the
-    cosine-head classifier is fine-tuned from it on the labels."""
+    """Notebook 05: every source pretrains the model's network (without its decoder), which is then fine-tuned on
+    the labels from the source's backbone; the contrastive sources use the model's contrastive pretraining recipe
+    (`model.pretraining`), so the in-domain source is the model's own pretraining."""
 
     source_images: int | None = 26_000  # foreign images drawn for pretraining (None: the whole filtered pool)
-    # short contrastive pretraining, on the foreign pool and on the unlabeled set (warm-up: half an epoch)
-    contrastive: Training = replace(Pretraining.contrastive.training, epochs=2, warmup=0.25)
-    # supervised source pretraining (foreign classes, digits): fine-tuning's optimiser and weak views
-    source: Finetune = replace(FINETUNE, training=replace(FINETUNE.training, steps=300, batch=128), eval_every=50)
+    # supervised source pretraining (foreign classes, digits), with the labels-only arm's views and smoothing
+    source: Training = Training(lr=2e-3, weight_decay=5e-4, batch=128, steps=300, warmup=0.3, augment=SHIFT_3,
+                                label_smoothing=0.1)
     source_holdout: float = 0.2  # share of a source held out to measure its pretraining
     foreign_holdout: float = 0.1  # the related (foreign) source's share: its pool is larger than the digits'
-    # every fine-tuning run, whatever its source (the from-scratch network learns at the full rate everywhere)
-    finetune: Finetune = _steps(FINETUNE, 250, eval_every=50, backbone_lr_factor=0.3)
-    budgets: tuple[int, ...] = (50, 250)  # label budgets; the whole training split is always added
+    finetune: Training = replace(source, steps=200)  # every fine-tuning run, whatever its source and budget
+    budgets: tuple[int, ...] = (50,)  # label budgets; the whole training split is always added
     eval_images: int | None = 5_000  # unlabeled images (answer key) on which accuracy is measured
 
 
@@ -371,15 +385,13 @@ PROFILES = {
     "smoke": override(CPU, {
         "name": "smoke", "subset": 600, "report.bootstrap": 100, "report.umap_points": 400,
         **_smoke_pretraining(),
-        **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary", "fixmatch", "oracle"),
-                          20, 10),
+        **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary", "fixmatch"), 20, 10),
         "classification.budgets": (50,), "classification.curve_steps": 10, "classification.curve_fixmatch_steps": 10,
-        "baseline.training.epochs": 2, "model.training.steps": 10, "model.seeds": (0, 1),
-        "transfer.source_images": 600, "transfer.contrastive.epochs": 1, "transfer.contrastive.warmup": 0.5,
-        "transfer.contrastive.batch": 128,
-        "transfer.source.training.steps": 10, "transfer.source.training.batch": 64,
-        "transfer.finetune.training.steps": 10, "transfer.budgets": (50,), "transfer.eval_images": 600,
-        **_finetune_steps("transfer", ("source", "finetune"), 10, 10)}),
+        "baseline.training.epochs": 2, "model.labels_only.epochs": 2, "model.long_epochs": 3,
+        "model.distilled.epochs": 1, "model.pretraining.epochs": 1, "model.pretraining.batch": 128,
+        "model.seeds": (0, 1),
+        "transfer.source_images": 600, "transfer.source.steps": 10, "transfer.source.batch": 64,
+        "transfer.finetune.steps": 10, "transfer.budgets": (50,), "transfer.eval_images": 600}),
     "cpu": CPU,
     "gpu": override(CPU, {
         "name": "gpu", "report.bootstrap": 2000, "report.umap_points": 8000,
@@ -390,13 +402,11 @@ PROFILES = {
         "pretraining.contrastive.training.batch": 512, "pretraining.contrastive.training.epochs": 100,
         "pretraining.contrastive.training.warmup": 0.005,
         **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary"), 1500, 200),
-        **_finetune_steps("classification", ("fixmatch", "oracle"), 4000, 200),
+        **_finetune_steps("classification", ("fixmatch",), 4000, 200),
         "classification.fixmatch.unlabeled_ratio": 7, "classification.budgets": (50, 100, 250, 500, 1000),
         "classification.curve_steps": 1000, "classification.curve_fixmatch_steps": 1500,
-        "transfer.source_images": None, "transfer.contrastive.epochs": 15, "transfer.contrastive.batch": 512,
-        "transfer.contrastive.warmup": 1 / 30, "transfer.source.training.steps": 2_000,
-        "transfer.source.training.batch": 256, "transfer.finetune.training.steps": 800,
-        "transfer.finetune.eval_every": 200, "transfer.budgets": (50, 250, 1000), "transfer.eval_images": 26_000}),
+        "transfer.source_images": None, "transfer.source.steps": 2_000, "transfer.source.batch": 256,
+        "transfer.finetune.steps": 800, "transfer.budgets": (50, 250, 1000), "transfer.eval_images": 26_000}),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -23,6 +25,11 @@ def enforce_min_font(fig, min_points: float = MIN_PRINTED_POINTS, width: float =
     for text in fig.findobj(lambda artist: hasattr(artist, "get_fontsize") and hasattr(artist, "set_fontsize")):
         if text.get_fontsize() * scale < min_points:
             text.set_fontsize(min_points / scale)
+    for ax in fig.axes:  # tick labels are made when the figure is drawn: size them through their axis
+        for axis in (ax.xaxis, ax.yaxis):
+            ticks = axis.get_major_ticks()
+            if ticks and ticks[0].label1.get_fontsize() * scale < min_points:
+                axis.set_tick_params(which="both", labelsize=min_points / scale)
 
 
 def save_figure(fig, path) -> None:
@@ -32,11 +39,13 @@ def save_figure(fig, path) -> None:
 
 
 def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[str] | None = None,
-               cell: float = 0.9, cmap: str = IMAGE_CMAP, titles: list[list[str]] | None = None):
+               cell: float = 0.9, cmap: str = IMAGE_CMAP, titles: list[list[str]] | None = None,
+               notes: list[list[str]] | None = None):
     """One row of images per entry of `rows` (each (k, 1, 32, 32) or (k, 32, 32)), labelled on the left;
-    `titles` gives a small title per image (row by row)."""
+    `titles` gives a small title above each image and `notes` a small note below it (row by row)."""
     n_cols = max(len(row) for row in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols + 1.4, cell * len(rows)), squeeze=False)
+    height = cell * len(rows) * (1.8 if titles or notes else 1.0)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols + 1.4, height), squeeze=False)
     for r, (images, label) in enumerate(zip(rows, row_labels)):
         for c in range(n_cols):
             ax = axes[r, c]
@@ -51,8 +60,26 @@ def image_rows(rows: list[np.ndarray], row_labels: list[str], col_titles: list[s
             if r == 0 and col_titles:
                 ax.set_title(col_titles[c], fontsize=8)
             if titles and c < len(titles[r]):
-                ax.set_title(titles[r][c], fontsize=7)
-    fig.subplots_adjust(wspace=0.05, hspace=0.6 if titles else 0.05)
+                ax.set_title(titles[r][c], fontsize=8, pad=2)
+            if notes and c < len(notes[r]):
+                ax.set_xlabel(notes[r][c], fontsize=8, labelpad=2)
+    fig.subplots_adjust(wspace=0.12, hspace=0.75 if titles or notes else 0.05)
+    return fig
+
+
+def image_columns(columns: list[np.ndarray], titles: list[str], cell: float = 0.8, cmap: str = IMAGE_CMAP):
+    """One column of images per entry of `columns` (each (k, 1, 32, 32)), titled on top (words on two lines)."""
+    n_rows = max(len(column) for column in columns)
+    fig, axes = plt.subplots(n_rows, len(columns), figsize=(cell * len(columns), cell * n_rows + 0.45),
+                             squeeze=False)
+    for c, (images, title) in enumerate(zip(columns, titles)):
+        for r in range(n_rows):
+            ax = axes[r, c]
+            ax.axis("off")
+            if r < len(images):
+                ax.imshow(np.asarray(images[r]).reshape(32, 32), cmap=cmap, vmin=0, vmax=255)
+        axes[0, c].set_title(textwrap.fill(title, 9), fontsize=9)
+    fig.subplots_adjust(wspace=0.08, hspace=0.08)
     return fig
 
 
@@ -462,7 +489,7 @@ def model_diagram(widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128), descript
     arrow(86, 30.7, 80, 23.3)
     arrow(68.5, 20, 63.5, 20, dashed=True)
     box(44, 5, "anomaly score: sum of standardised parts chosen on set 1\n"
-               "Mahalanobis on stages 1-3 and on z  |  reconstruction error  |  frame intensity",
+               "Mahalanobis on stages 1-3 and on z  |  kNN, stage 3  |  energy  |  reconstruction  |  frame",
         "#f8e5d6", w=76, h=7)
     for x in (26, 45, 65.5):
         arrow(x, 29.9, x if x < 60 else 64, 8.6, dashed=True)
@@ -481,7 +508,7 @@ def detection_curves(scores: dict[str, np.ndarray], is_anomaly: np.ndarray, thre
     {label: (scores, is_anomaly)}, with the threshold fixed on set 1 (dashed)."""
     from lib.eval.metrics import detection_curves
 
-    fig, (roc, pr, rates) = plt.subplots(1, 3, figsize=(8.5, 3.2))
+    fig, (roc, pr, rates) = plt.subplots(1, 3, figsize=(7.5, 3.3))
     for i, (name, values) in enumerate(scores.items()):
         curves = detection_curves(values, is_anomaly)
         style = dict(color=PALETTE[i % len(PALETTE)], lw=1.8 if i == 0 else 1.0)
@@ -490,16 +517,22 @@ def detection_curves(scores: dict[str, np.ndarray], is_anomaly: np.ndarray, thre
     roc.plot([0, 1], [0, 1], color="#aaaaaa", lw=0.6, ls=":")
     roc.set(xlabel="false-positive rate", ylabel="true-positive rate", title="ROC, set 2")
     pr.set(xlabel="recall", ylabel="precision", title="precision-recall, set 2", ylim=(0, 1.02))
-    roc.legend(fontsize=7, loc="lower right")
-    grid = np.quantile(np.concatenate([v for v, _ in threshold_sets.values()]), np.linspace(0.5, 0.995, 200))
+    # thresholds from the bulk of the clean images to well past the fixed one: where the rates change
+    clean = np.concatenate([values[~flags] for values, flags in threshold_sets.values()])
+    grid = np.linspace(np.quantile(clean, 0.5), max(2 * threshold, np.quantile(clean, 0.999)), 200)
     for (label, (values, flags)), ls in zip(threshold_sets.items(), ("--", "-")):
         rates.plot(grid, [(values[flags] > t).mean() for t in grid], color=PALETTE[0], ls=ls, label=f"recall, {label}")
         rates.plot(grid, [(values[~flags] > t).mean() for t in grid], color=PALETTE[1], ls=ls,
                    label=f"false-positive rate, {label}")
     rates.axvline(threshold, color="black", lw=0.8, ls=":")
     rates.set(xlabel="threshold (anomaly score)", ylabel="rate", title="threshold fixed on set 1 (dotted)")
-    rates.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    for ax, ncol in ((roc, 2), (rates, 2)):  # legends below the panels, never over a curve
+        handles, labels = ax.get_legend_handles_labels()
+        box = ax.get_position()
+        fig.legend(handles, labels, fontsize=8, ncol=ncol if ax is rates else 1, frameon=False,
+                   loc="upper left" if ax is roc else "upper right",
+                   bbox_to_anchor=(box.x0 if ax is roc else box.x1, 0.19))
     return fig
 
 

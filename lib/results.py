@@ -22,23 +22,24 @@ import numpy as np
 PRETRAINED = ("fc_ae", "conv_ae", "conv_ae_bn", "vae", "contrastive")
 DESCRIPTIONS = ("pca", *PRETRAINED)
 
-# notebook 03: the classifiers
+# notebook 03: the classifiers ("model": the project's deployed network) and the arms of the project's model
 SYSTEMS = ("supervised_cnn", "contrastive_finetuned", "auxiliary", "contrastive_fixmatch", "autoencoder_probe",
-           "vae_probe", "contrastive_probe", "stacking", "baseline", "oracle", "model_labels_only",
-           "model_self_trained")
-MODEL_VARIANTS = ("model_labels_only", "model_self_trained")  # the project's model without / with unlabeled images
+           "vae_probe", "contrastive_probe", "stacking", "baseline", "oracle", "model")
+MODEL_ARMS = ("labels_only", "distilled", "contrastive_init")
 
 # notebook 04: the anomaly scores; the parts of our evidence and their combinations that set 1 chooses among
-PARTS = ("stage_1", "stage_2", "stage_3", "description", "reconstruction", "frame")
+PARTS = ("stage_1", "stage_2", "stage_3", "description", "knn", "energy", "reconstruction", "frame")
+FEATURE_PARTS = PARTS[:4]  # Mahalanobis distances of the pooled features of every stage and of the description
 COMBINATIONS = {
     **{part: (part,) for part in PARTS},
-    "features_every_depth": PARTS[:4],
-    "features_every_depth_frame": (*PARTS[:4], "frame"),
+    "features_every_depth": FEATURE_PARTS,
+    "features_every_depth_frame": (*FEATURE_PARTS, "frame"),
+    "features_knn_energy_frame": (*FEATURE_PARTS, "knn", "energy", "frame"),
     "deepest_features_pixels": ("stage_3", "reconstruction", "frame"),
     "every_part": PARTS,
 }
 REFERENCE_SCORES = ("recon_fc_ae", "recon_conv_ae", "recon_conv_ae_bn", "vae_elbo", "knn_contrastive", "msp",
-                    "energy", "baseline_mahalanobis")
+                    "baseline_mahalanobis")
 
 
 @dataclass
@@ -97,16 +98,20 @@ def summary(results: dict[str, dict]) -> dict[str, Any]:
     classification = results.get("03_classification")
     if classification is not None:
         chosen, accuracy = classification["choice"]["chosen"], classification["accuracy"]
-        out["inference.images_per_second_cpu"] = classification["images_per_second_cpu"][chosen]
         for set_name in ("unlabeled", "rep2_clean"):
-            if set_name in accuracy[chosen]:
-                _estimate(out, f"classification.accuracy.{set_name}", accuracy[chosen][set_name])
+            if set_name in accuracy["model"]:
+                _estimate(out, f"classification.accuracy.{set_name}", accuracy["model"][set_name])
                 _estimate(out, f"baseline.accuracy.{set_name}", accuracy["baseline"][set_name])
+                _estimate(out, f"classification.gain_over_baseline.{set_name}",
+                          classification["gain_over_baseline"][set_name])
+                _estimate(out, f"classification.gain_from_unlabeled.{set_name}",
+                          classification["gain_vs_labels_only"][unlabeled_arm(classification)][set_name])
                 _mean_std(out, f"classification.accuracy.{set_name}", classification["per_seed"][chosen][set_name])
         if "oracle" in accuracy:
             _estimate(out, "classification.accuracy.oracle_rep2_clean", accuracy["oracle"]["rep2_clean"])
     ood = results.get("04_ood_scoring")
     if ood is not None:
+        out["inference.images_per_second_cpu"] = ood["bundle_images_per_second"]
         rep2 = ood["rep2"]
         for name in ("auroc", "average_precision", "fpr_at_95_tpr"):
             _estimate(out, f"ood.{name}.rep2", rep2[name])
@@ -126,6 +131,16 @@ def summary(results: dict[str, dict]) -> dict[str, Any]:
         for key, column in SEED_KEYS.items():
             _mean_std(out, key, [row[column] for row in per_seed])
     return out
+
+
+def unlabeled_arm(classification: dict) -> str:
+    """The arm that measures what the unlabeled images add: the chosen arm when it uses them, else the arm that
+    came closest on set 1 (the one the choice compared)."""
+    choice = classification["choice"]
+    if choice["chosen"] != "labels_only":
+        return choice["chosen"]
+    gains = choice["evidence"]["gain"]
+    return max(gains, key=gains.get)
 
 
 # summary key (under seeds.) -> column of notebook 04's per-seed table of the complete model

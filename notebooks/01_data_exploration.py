@@ -51,7 +51,7 @@ Markdown(balance.to_markdown(index=False))
 
 # %%
 #| label: tbl-dataset-use
-#| tbl-cap: "How each dataset is used for training and for validation (the evaluation protocol)."
+#| tbl-cap: "How each dataset is used: what it trains and what it chooses (the evaluation protocol; the answer key is read only by evaluation code)."
 Markdown(exploration.DATASET_USE.to_markdown(index=False))
 
 # %% [markdown]
@@ -73,7 +73,7 @@ plt.show()
 
 # %%
 #| label: fig-class-mean-std
-#| fig-cap: "Per-class mean (top) and standard deviation (bottom) of the labeled images, grey levels 0-255. The classes differ mostly in silhouette; the spread concentrates at the outline, where sizes vary."
+#| fig-cap: "Per-class mean (top) and standard deviation (bottom) of the labeled images, grey levels 0-255. Compare the silhouettes (top) and where the images vary (bottom)."
 fig = plots.class_mean_std(data.labeled_x, data.labeled_y, CLASS_NAMES)
 ctx.save_figure(fig, "01_class_mean_std")
 plt.show()
@@ -88,8 +88,8 @@ plt.show()
 
 # %%
 #| label: fig-anomaly-kinds
-#| fig-cap: "Anomalies of representative set 1, one row per origin: foreign Fashion-MNIST classes and the six corruption kinds. Foreign clothes are upright and centred like normal data, so only their shape gives them away; corruptions change texture and intensity statistics."
-fig = plots.image_rows(*exploration.anomaly_rows(data, key, per_row=6))
+#| fig-cap: "Anomalies of representative set 1, one column per origin: foreign Fashion-MNIST classes and the six corruption kinds. Foreign clothes are upright and centred like normal data, so only their shape sets them apart; the corruptions change texture and intensity."
+fig = plots.image_columns(*exploration.anomaly_rows(data, key, per_row=3))
 ctx.save_figure(fig, "01_anomaly_kinds")
 plt.show()
 
@@ -108,7 +108,7 @@ Markdown(stats.to_markdown(index=False, floatfmt=".1f"))
 
 # %%
 #| label: fig-pixel-histograms
-#| fig-cap: "Left: distribution of grey levels, normal images of representative set 1 against its anomalies (log scale). Right: ink per image (sum of grey levels / 255) per class in the labeled set; bags and ankle boots carry the most ink, sandals the least."
+#| fig-cap: "Left: distribution of grey levels, normal images of representative set 1 against its anomalies (log scale). Right: ink per image (sum of grey levels / 255) per class in the labeled set."
 is_anomaly = data.rep1_y == ANOMALY
 ink = exploration.ink_per_image(data.labeled_x)
 fig = plots.pixel_histograms(data.rep1_x[~is_anomaly], data.rep1_x[is_anomaly], ink,

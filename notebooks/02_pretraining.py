@@ -156,7 +156,7 @@ Markdown(tables.pretraining_models(pre.training_summary(trained, ctx.profile.pre
 
 # %%
 #| label: fig-training-curves
-#| fig-cap: "Training loss per epoch (mean over the epoch's batches). Left: mean squared reconstruction error of the three autoencoders (log scale); middle: the VAE's negative ELBO; right: the contrastive model's NT-Xent loss. Every curve falls steeply in the first epochs and flattens as the learning rate decays towards its floor."
+#| fig-cap: "Training loss per epoch (mean over the epoch's batches). Left: mean squared reconstruction error of the three autoencoders (log scale); middle: the VAE's negative ELBO; right: the contrastive model's NT-Xent loss."
 fig = plots.plot_histories({tables.description_name(name): result.history for name, result in trained.items()},
                            tables.CURVE_PANELS)
 ctx.save_figure(fig, "02_training_curves")
@@ -173,7 +173,7 @@ plt.show()
 
 # %%
 #| label: fig-reconstructions
-#| fig-cap: "Unlabeled images 1, 2, 3, 6, 7 and 9 (top row, counted from 0) and what each model draws from its ten-dimensional code. All keep outline, size and brightness and lose texture and thin straps; the contrastive model's decoder, which sees only the embedding, draws a typical article of the recognised kind."
+#| fig-cap: "Unlabeled images 1, 2, 3, 6, 7 and 9 (top row, counted from 0) and what each model draws from its ten-dimensional code. The contrastive model draws through its decoder, which sees only the embedding."
 rows = pre.reconstructions(trained, data.unlabeled)
 fig = plots.plot_image_rows({tables.description_name(name): images for name, images in rows.items()},
                             column_titles=[f"image {i}" for i in pre.SHOWN_IMAGES], figsize=(7.5, 7.0))
@@ -222,7 +222,7 @@ maps = pre.umap_maps(embeddings, evaluations, best.chosen, y_unlabeled, ctx.prof
 
 # %%
 #| label: fig-embedding-umap
-#| fig-cap: "UMAP of two ten-dimensional descriptions of the same unlabeled images, coloured by true class: the baseline convolutional autoencoder (left) and the description with the best k-means accuracy (right). Both separate trousers and bags; the autoencoder interleaves sandals, sneakers and ankle boots, the contrastive description gives each footwear class mostly its own region, with sandals and sneakers still touching."
+#| fig-cap: "UMAP of two ten-dimensional descriptions of the same unlabeled images, coloured by true class: the baseline convolutional autoencoder (left) and the description with the best k-means accuracy (right). Islands of one colour are classes the description keeps apart; mixed regions are classes it confuses."
 pair = [pre.BASELINE, best.chosen]
 fig = plots.plot_embedding_maps({tables.map_title(m, evaluations[m].metrics): maps.maps[m] for m in pair}, maps.colours,
                                 CLASS_NAMES, figsize=(10, 4.6), legend_title=tables.map_legend(maps.answer_key))
@@ -231,7 +231,7 @@ plt.show()
 
 # %%
 #| label: fig-embedding-umap-all
-#| fig-cap: "UMAP of the other descriptions, coloured by true class (same images as the previous figure). Trousers and bags form islands of their own in every map; sandals, sneakers and ankle boots share neighbourhoods."
+#| fig-cap: "UMAP of the other descriptions, coloured by true class (same images as the previous figure)."
 others = [m for m in maps.maps if m not in pair]
 fig = plots.plot_embedding_maps({tables.map_title(m, evaluations[m].metrics): maps.maps[m] for m in others}, maps.colours,
                                 CLASS_NAMES, ncols=len(others), figsize=(10, 3.4),
@@ -240,7 +240,7 @@ ctx.save_figure(fig, "02_embedding_umap_all")
 plt.show()
 
 # %% [markdown]
-# ## Reconstruction error is not what the downstream tasks need
+# ## Reconstruction error and what the downstream tasks need
 #
 # Every epoch of the convolutional autoencoder with batch norm left a
 # checkpoint (epoch 0 is the random initialisation). For each, the figure
@@ -249,7 +249,7 @@ plt.show()
 
 # %%
 #| label: fig-checkpoint-tradeoff
-#| fig-cap: "Checkpoints of the convolutional autoencoder with batch norm (number = epoch, 0 = the random initialisation): mean reconstruction error on all unlabeled images against the k-NN accuracy of its ten-dimensional code (labeled images as reference). Left: all checkpoints; right: zoom on the later ones. After the first epochs the error keeps falling while the accuracy hardly moves."
+#| fig-cap: "Checkpoints of the convolutional autoencoder with batch norm (number = epoch, 0 = the random initialisation): mean reconstruction error on all unlabeled images against the k-NN accuracy of its ten-dimensional code (labeled images as reference). Left: all checkpoints; right: zoom on the later ones."
 checkpoints = pre.checkpoint_tradeoff(trained[pre.BASELINE].folder, data, y_unlabeled, ctx.device,
                                       ctx.profile.pretraining.knn_k)
 fig = plots.plot_checkpoint_tradeoff(checkpoints["reconstruction_mse"].to_numpy(),
@@ -264,13 +264,6 @@ plateau = pre.checkpoint_plateau(checkpoints, ctx.profile.pretraining.plateau_to
 print(tables.plateau_sentence(plateau))
 
 # %% [markdown]
-# Lower reconstruction error does not keep buying a better description: the
-# autoencoder spends its later epochs on detail (edges, textures, exact
-# position) that the ten numbers must encode to redraw the image, not on what
-# tells the modes apart. This is why the contrastive model, which is told
-# which changes do not matter, gives the better description.
-
-# %% [markdown]
 # ## The five modes made visible
 #
 # k-means with five clusters on the contrastive embedding; each row shows what
@@ -280,7 +273,7 @@ print(tables.plateau_sentence(plateau))
 
 # %%
 #| label: fig-modes
-#| fig-cap: "The five modes of the contrastive description: for each k-means cluster (named after the class it is matched to, with its size), the image the decoder draws from the cluster centre (left) and the eight unlabeled images nearest to the centre. The decoded centres are blurred averages of their cluster; the nearest images are typical members of one class."
+#| fig-cap: "The five modes of the contrastive description: for each k-means cluster (named after the class it is matched to, with its size), the image the decoder draws from the cluster centre (left) and the eight unlabeled images nearest to the centre."
 modes = pre.mode_rows(trained["contrastive"].model, evaluations["contrastive"], embeddings["contrastive"][0],
                       data.unlabeled)
 fig = plots.plot_image_rows({f"{name}\n({size:,} images)": images for name, size, images in modes},

@@ -15,12 +15,11 @@
 #
 # Task 3: classify the remaining data into the five classes with only the 2,000
 # labels, using the unlabeled images, and measure by how much each idea helps.
-# Every model below is trained on the same split of the labeled set and
-# evaluated on the same images in this run (`lib.experiments.classification`).
+# Every model below is evaluated on the same images in this run.
 #
 # **Protocol.** The project's model and the plain baseline train on all 2,000
-# labels; set 1's clean images choose between the model's two variants
-# (`lib.eval.protocol.choose_variant`). The other comparison systems train on a
+# labels; set 1's clean images choose the arm of the model
+# (`lib.eval.protocol.choose_variant`). The comparison systems train on a
 # stratified four-fifths of the labels (`classification.validation_fraction`);
 # the held-out fifth fits the stacking meta-learner and chooses nothing else.
 # The final numbers are measured on the 26,000 unlabeled images (classes from
@@ -36,16 +35,16 @@ workspace = None  # folder for figures/, results/, report/, checkpoints/; None: 
 data_path = None  # the original assignment pickle; None: ASSIGNMENT_DATA or the replica
 
 # %%
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown
 
 from lib import plots
 from lib.config import settings_table
-from lib.data import ANOMALY
 from lib.eval import metrics
 from lib.experiments import classification as cls
+from lib.experiments import model as ours
+from lib.nn.infer import images_per_second
 from lib.notebook import setup
 from lib.render import tables
 from lib.results import plain
@@ -57,91 +56,82 @@ eval_sets = cls.evaluation_sets(data, key, split)
 print(f"labeled: {len(split.y_train)} for training, {len(split.y_val)} for validation; evaluated on {list(eval_sets)}")
 
 # %% [markdown]
-# ## The pretrained models of notebook 02
+# ## The project's model: what the unlabeled images add
 #
-# The contrastive encoder (SimCLR on the unlabeled images, ten-dimensional
-# embedding), the convolutional autoencoder and the variational autoencoder are
-# loaded from their checkpoints; nothing is retrained here.
+# One network (`lib.nn.cnn`): six 3x3 convolutions, the first at full 32x32
+# resolution, with three heads: the classifier, the ten-dimensional
+# description (trained through its own five-class head) and a decoder that
+# draws the image from the description with the gradient stopped. It is
+# trained in three arms that differ only in what they learn from
+# (`lib.experiments.model`), each on its own schedule and with every seed:
+#
+# - **labels only**: the 2,000 labels;
+# - **distilled** (a noisy student): each labels-only network trained further
+#   on all 28,000 images; each unlabeled image's target is the class
+#   probabilities averaged over the labels-only networks (the teacher), with
+#   stronger augmentation and dropout;
+# - **contrastive initialisation**: the labels-only recipe, started from a
+#   backbone pretrained on the unlabeled images by SimCLR (two augmented views
+#   of every image must find each other among the batch by their description).
+#
+# Set 1's clean images choose the arm: a candidate that uses the unlabeled
+# images only if its mean over seeds beats the labels-only arm by more than the
+# larger seed standard deviation. The oracle has the distillation recipe with
+# the true classes of all 28,000 images. The labels-only recipe is also trained
+# twice as long once, to check that it has converged.
 
 # %%
-pretrained = cls.load_pretrained(ctx)
-
-# %% [markdown]
-# ## The models
-#
-# | model | labels | unlabeled images | idea |
-# |---|---|---|---|
-# | supervised CNN | training split | none | the same network trained from scratch on the labels, with augmentation |
-# | autoencoder + linear head | training split | pretraining | a frozen autoencoder embedding, logistic regression on top |
-# | VAE + linear head | training split | pretraining | logistic regression on the VAE's ten-dimensional mean (the public solution's classifier) |
-# | contrastive + linear head | training split | pretraining | frozen contrastive embedding, logistic regression |
-# | contrastive, fine-tuned | training split | pretraining | the contrastive encoder trained end to end on the labels |
-# | auxiliary (multi-task) | training split | reconstruction | classification and reconstruction in one network, from scratch |
-# | contrastive + FixMatch | training split | pretraining and fine-tuning | fine-tuned with confident pseudo-labels on the unlabeled images |
-# | stacking ensemble | all labels | as its members | logistic regression on the supervised, contrastive and auxiliary models' probabilities |
-# | plain CNN (baseline) | all 2,000 | none | six 3x3 convolutions, the first at full resolution, trained on every label (the reference every method must beat) |
-# | ours, labels only | all 2,000 | none | the baseline's backbone with classifier, ten-dimensional description and decoder (`lib.nn.cnn`) |
-# | ours, self-trained | all 2,000 | pseudo-labels | the same, also trained on the unlabeled images the first labels-only network labels confidently |
-# | oracle | all 27,600 | all, labelled by the answer key | upper bound, not a candidate |
-#
-# **Why these losses.** Labels only: cross entropy on weakly augmented images
-# (small shifts, zoom, rotation, exposure), the label-preserving transforms of
-# notebook 02. FixMatch adds, for a batch of $\mu B$ unlabeled images $u$,
-# $\frac{1}{\mu B}\sum_u \mathbb{1}[\max p(y\mid\alpha(u)) \ge \tau]\,
-# \mathrm{CE}(\hat y(\alpha(u)), p(y\mid\mathcal{A}(u)))$, where $\alpha$ is the weak and
-# $\mathcal{A}$ the strong augmentation and $\tau$ the confidence threshold: the model
-# learns from its own confident predictions, and only where a strongly distorted
-# view agrees with them. The auxiliary model adds $\lambda\,\lVert \hat x - x\rVert^2$:
-# the reconstruction error of an image in $[0, 1]$ is about 0.01–0.03 per pixel,
-# so $\lambda = 1$ makes the two losses of the same order at the start without
-# letting reconstruction dominate once classification is learned.
-
-# %%
-trained = cls.train_networks(ctx, split, pretrained["contrastive"])
-systems, stacking = cls.catalogue(trained, pretrained, split, len(data.unlabeled), seed)
-baseline = cls.train_baseline(ctx)
-systems.update(cls.baseline_and_oracle(ctx, split, baseline, pretrained["contrastive"]))
-
-# %% [markdown]
-# ## The project's model, with and without the unlabeled images
-#
-# The plain CNN's backbone with three heads (`lib.nn.cnn`): the
-# classifier, the ten-dimensional description (trained through its own
-# five-class head) and a decoder. Two variants with the same number of steps
-# and every seed of `model.seeds`: on the 2,000 labels alone, and self-trained
-# on the labels plus the unlabeled images that the first seed's labels-only
-# network labels confidently. Set 1's clean images choose between them
-# (`lib.eval.protocol.choose_variant`): the self-trained variant only if it
-# wins by more than the seed spread.
-
-# %%
-model_settings = ctx.profile.model
-runs, pseudo = cls.train_model_variants(ctx)
-rep1_clean = data.rep1_y != ANOMALY
-seed_sets = {"rep1_clean": (data.rep1_x[rep1_clean], data.rep1_y[rep1_clean]),
-             **{name: value for name, value in eval_sets.items() if name != "validation"}}
-per_seed = cls.seed_accuracy(runs, seed_sets)
-choice = cls.choose_variant(per_seed)
-first_seed = model_settings.seeds[0]
-systems["model_labels_only"] = cls.network_system(runs["model_labels_only"][first_seed], len(data.labeled_y),
-                                                  "none", 0)
-systems["model_self_trained"] = cls.network_system(runs["model_self_trained"][first_seed], len(data.labeled_y),
-                                                   "pseudo-labels", len(pseudo["index"]))
-pseudo_accuracy = cls.pseudo_label_accuracy(key, pseudo)
-print(f"chosen on set 1: {choice.chosen}; {len(pseudo['index']):,} pseudo-labels, {pseudo_accuracy} correct "
-      "(answer key)")
+arms = ours.train_arms(ctx)
+seed_sets = {"rep1_clean": cls.clean_set1(data), **{n: v for n, v in eval_sets.items() if n != "validation"}}
+predicted = ours.predictions(arms, seed_sets)
+per_seed = ours.seed_accuracy(predicted, seed_sets)
+choice = ours.choose(per_seed)
+gains = ours.gains(predicted, seed_sets, ctx.profile.bootstrap, seed)
+teacher_accuracy = cls.teacher_accuracy(key, arms.teacher)
+print(f"chosen on set 1: {choice.chosen}; teacher accuracy on the unlabeled images (answer key): {teacher_accuracy}")
 
 # %%
 #| label: fig-network
-#| fig-cap: "The project's model. Solid arrows: the forward pass, from the image through the three stages of the backbone (two 3x3 convolutions each, widths and resolutions as labelled) to the pooled features and the three heads (the classifier, the ten-dimensional description with its own five-class head, and the decoder, which sees the description with the gradient stopped). Dashed arrows: the six parts of evidence the anomaly score can sum."
-fig = plots.model_diagram(model_settings.network.widths, model_settings.network.description_dim)
+#| fig-cap: "The project's network. Solid arrows: the forward pass, from the image through the three stages of the backbone (two 3x3 convolutions each, widths and resolutions as labelled) to the pooled features and the three heads (the classifier, the ten-dimensional description with its own five-class head, and the decoder, which sees the description with the gradient stopped). Dashed arrows: the evidence the anomaly score can sum."
+fig = plots.model_diagram(ctx.profile.model.network.widths, ctx.profile.model.network.description_dim)
 ctx.save_figure(fig, "03_network")
 plt.show()
 
 # %%
-#| label: tbl-model-seeds
-#| tbl-cap: "The project's model over training seeds: accuracy (%) as mean ± standard deviation over the seeds, on set 1's clean images (which choose the variant), the unlabeled images (transductive) and set 2's clean images (inductive). Both variants take the same number of optimisation steps."
-Markdown(tables.model_seeds(per_seed, choice.chosen).to_markdown(index=False))
+#| label: tbl-recipes
+#| tbl-cap: "The training recipes: data, passes over each image, batch, peak learning rate, share of the steps spent warming up, label smoothing, augmented views and targets. Distillation and the oracle continue each seed's labels-only network; the contrastive initialisation starts from the contrastive pretraining. Every run uses AdamW with cosine decay."
+Markdown(tables.recipes(ctx.profile).to_markdown(index=False))
+
+# %%
+#| label: tbl-model-arms
+#| tbl-cap: "The model's arms, three seeds each: accuracy (%) as mean ± standard deviation over the seeds on set 1's clean images (which choose the arm), the 26,000 unlabeled images (answer key) and set 2's clean images; Δ 26,000: the difference from the labels-only arm on the 26,000 (seed means, points) with its 95 % paired bootstrap interval; passes over each labeled / unlabeled image in training. Last row: the labels-only recipe trained twice as long, one seed, a check that it has converged."
+passes = ours.passes_per_image(ctx.profile.model, len(data.labeled_y), len(data.unlabeled))
+long_check = ours.long_check(arms, seed_sets)
+Markdown(tables.model_arms(per_seed, plain(gains), choice.chosen, passes, long_check).to_markdown(index=False))
+
+# %% [markdown]
+# ## The comparison systems
+#
+# The systems of related work, sized to what they must show: linear heads on
+# the frozen descriptions of notebook 02 (autoencoder, VAE, contrastive), the
+# contrastive encoder fine-tuned with a cosine head (without and with FixMatch),
+# a network trained from scratch with and without a reconstruction task, a
+# stacking ensemble, and the plain CNN baseline on all 2,000 labels.
+#
+# **Why these losses.** Labels only: cross entropy on weakly augmented images
+# (small shifts, zoom, rotation, exposure). FixMatch adds, for a batch of
+# $\mu B$ unlabeled images $u$,
+# $\frac{1}{\mu B}\sum_u \mathbb{1}[\max p(y\mid\alpha(u)) \ge \tau]\,
+# \mathrm{CE}(\hat y(\alpha(u)), p(y\mid\mathcal{A}(u)))$, where $\alpha$ is the weak and
+# $\mathcal{A}$ the strong augmentation and $\tau$ the confidence threshold. The
+# auxiliary model adds $\lambda\,\lVert \hat x - x\rVert^2$.
+
+# %%
+pretrained = cls.load_pretrained(ctx)
+trained = cls.train_networks(ctx, split, pretrained["contrastive"])
+systems, stacking = cls.catalogue(trained, pretrained, split, len(data.unlabeled), seed)
+baseline = cls.train_baseline(ctx)
+systems.update(cls.reference_systems(ctx, baseline, arms, choice.chosen))
 
 # %% [markdown]
 # ## Results
@@ -155,16 +145,17 @@ Markdown(tables.model_seeds(per_seed, choice.chosen).to_markdown(index=False))
 # %%
 probabilities, accuracy = cls.evaluate(systems, eval_sets, ctx.profile.bootstrap, seed)
 cls.no_validation_number(accuracy, stacking)
-rates = {name: cls.inference_rate(system.predict, data.unlabeled[:4096]) for name, system in systems.items()}
+rates = {name: images_per_second(system.predict, data.unlabeled[:2048]) for name, system in systems.items()}
+versus_baseline = cls.gain_over_baseline(probabilities, eval_sets, ctx.profile.bootstrap, seed)
 
 # %%
 #| label: tbl-classification
-#| tbl-cap: "Few-label classification, all systems on the same data in one run: accuracy (%) with 95 % bootstrap intervals on the 26,000 unlabeled images (answer key; transductive for the systems that saw them unlabeled in training) and on the clean images of representative set 2 (inductive); labels and unlabeled images used, parameters, CPU inference time (two threads, ms per 1,000 images) and training time (s). Ours: the first seed's network. The oracle is an upper bound trained with the answer key, not a candidate."
-Markdown(tables.classification(cls.system_info(systems), plain(accuracy), rates, choice.chosen).to_markdown(index=False))
+#| tbl-cap: "Few-label classification, all systems on the same data in one run: accuracy (%) with 95 % bootstrap intervals on the 26,000 unlabeled images (answer key; transductive for the systems that saw them unlabeled in training) and on the clean images of representative set 2 (inductive); labels and unlabeled images used, parameters, CPU inference time (two threads, ms per 1,000 images) and training time (s). Ours: the first seed's network of the chosen arm. The oracle is an upper bound trained with the answer key, not a candidate."
+Markdown(tables.classification(cls.system_info(systems), plain(accuracy), rates, "model").to_markdown(index=False))
 
 # %%
 #| label: fig-classification-curves
-#| fig-cap: "Training of the fine-tuned networks: validation loss (left) and validation accuracy (right) against optimisation steps. Pretrained encoders start far ahead of the network trained from scratch."
+#| fig-cap: "Training of the fine-tuned comparison networks: validation loss (left) and validation accuracy (right) against optimisation steps, for the networks that start from the contrastive encoder and the ones trained from scratch."
 fig = plots.classification_curves({tables.system_name(name): result.history for name, result in trained.items()})
 ctx.save_figure(fig, "03_classification_curves")
 plt.show()
@@ -173,40 +164,38 @@ plt.show()
 # ## The chosen model
 #
 # Its confusion matrix shows which classes it mixes up; its calibration shows
-# whether its confidence can be read as a probability (which matters because the
-# complete model of notebook 04 combines it with an anomaly score).
+# whether its confidence can be read as a probability.
 
 # %%
 #| label: fig-confusion
 #| fig-cap: "Confusion matrix of the chosen model (rows: true class, columns: predicted, % of the true class) on the unlabeled images (answer key; without it, on the clean images of representative set 2). The remaining errors are among the footwear classes."
 target = cls.reference_set(eval_sets)
-y_true, chosen_probabilities = eval_sets[target][1], probabilities[choice.chosen][target]
-fig = plots.confusion(metrics.confusion_matrix(y_true, chosen_probabilities.argmax(1), 5), figsize=(4.6, 3.7))
+y_true, model_probabilities = eval_sets[target][1], probabilities["model"][target]
+fig = plots.confusion(metrics.confusion_matrix(y_true, model_probabilities.argmax(1), 5), figsize=(4.6, 3.7))
 ctx.save_figure(fig, "03_confusion")
 plt.show()
 
 # %%
 #| label: fig-calibration
 #| fig-cap: "Calibration of the chosen model on the same images. Left: accuracy against mean confidence in 15 equal-width bins (the diagonal is perfect calibration). Right: how many images fall in each bin (log scale); nearly all are in the top bin."
-ece = metrics.metric_with_ci(metrics.expected_calibration_error, chosen_probabilities, y_true,
+ece = metrics.metric_with_ci(metrics.expected_calibration_error, model_probabilities, y_true,
                              n_resamples=ctx.profile.bootstrap, seed=seed)
-fig = plots.calibration(metrics.reliability_diagram(chosen_probabilities, y_true), ece["value"])
+fig = plots.calibration(metrics.reliability_diagram(model_probabilities, y_true), ece["value"])
 ctx.save_figure(fig, "03_calibration")
 plt.show()
 
 # %% [markdown]
 # ## Label efficiency
 #
-# How many labels does each approach need? The supervised CNN, the fine-tuned
-# contrastive encoder and FixMatch are retrained on balanced subsets of the
-# training split with shorter schedules than the main runs (the full schedules
-# at every budget do not fit the time budget of the `cpu` profile); the points at
-# the full split are the main runs. Below the full split the curves are
-# therefore lower bounds of what each method reaches.
+# How many labels does each approach need? The comparison network from
+# scratch, the fine-tuned contrastive encoder and FixMatch are retrained on
+# balanced subsets of the training split with shorter schedules than the main
+# runs; the points at the full split are the main runs. Below the full split the
+# curves are therefore lower bounds of what each method reaches.
 
 # %%
 #| label: fig-label-efficiency
-#| fig-cap: "Label efficiency: accuracy on the unlabeled images (answer key; without it, set 2's clean images) against the number of labels used for training (log scale), for the network trained from scratch and the contrastive encoder fine-tuned without and with FixMatch; the gap between the curves is what pretraining on the unlabeled images adds at each label budget."
+#| fig-cap: "Label efficiency: accuracy on the unlabeled images (answer key; without it, set 2's clean images) against the number of labels used for training (log scale), for the comparison network trained from scratch and the contrastive encoder fine-tuned without and with FixMatch."
 curve = cls.label_efficiency(ctx, split, trained, pretrained["contrastive"], eval_sets[target])
 fig = plots.label_efficiency(tables.label_efficiency_curve(curve))
 ctx.save_figure(fig, "03_label_efficiency")
@@ -215,13 +204,14 @@ plt.show()
 # %% [markdown]
 # ## What the later notebooks use
 #
-# The complete model (notebook 04) uses the chosen variant's networks (one per
+# The complete model (notebook 04) uses the chosen arm's networks (one per
 # seed; the first seed's is deployed); its accuracy is the headline number of
 # task 3, with the spread over seeds beside it.
 
 # %%
-ctx.ws.write_results("03_classification", cls.record(ctx, split, systems, accuracy, rates, choice, per_seed, runs,
-                                                     baseline, pseudo, pseudo_accuracy, ece, curve, target))
+ctx.ws.write_results("03_classification", cls.record(
+    ctx, split, systems, accuracy, rates, choice, per_seed, gains, passes, long_check, arms, baseline,
+    versus_baseline, teacher_accuracy, ece, curve, target))
 
 # %% [markdown]
 # ## Every setting of this run

@@ -16,20 +16,19 @@
 # The assignment forbids pretrained models and outside data for the model we
 # deliver, and asks instead *when* transfer learning would help, *how* it would be
 # used for each task, and *when* it would be impossible or harmful. This notebook
-# answers with experiments that are kept apart from the main model: nothing
+# answers with experiments on the network the project ships (its backbone and
+# description; the decoder never changes them and is left out): nothing
 # trained here feeds notebooks 03 or 04.
 #
-# **Sources.** Every source pretrains the same encoder (the architecture of the
-# in-domain contrastive model of notebook 02), whose encoder and bottleneck are
-# then copied into the five-class classifier of notebook 03 and fine-tuned on
-# the labels:
+# **Sources.** Every source pretrains that network; its backbone and
+# description are then copied and the five-class network is fine-tuned on the
+# labels:
 #
 # | source | data | pretraining task | relation to our data |
 # |---|---|---|---|
 # | none | — | — (random initialisation) | baseline |
-# | in-domain, contrastive (notebook 02) | the unlabeled set | SimCLR, notebook 02's full budget | the same distribution, no labels |
-# | in-domain, contrastive (short) | the unlabeled set | SimCLR, a short budget | the same distribution, no labels |
-# | related, contrastive (short) | the five *other* Fashion-MNIST classes | SimCLR, the same short budget | same kind of image, disjoint classes, no labels |
+# | in-domain, contrastive | the unlabeled set | SimCLR: the model's own pretraining (notebook 03) | the same distribution, no labels |
+# | related, contrastive | the five *other* Fashion-MNIST classes | SimCLR, the same recipe and budget | same kind of image, disjoint classes, no labels |
 # | related, supervised | the same foreign images | five-way classification | same kind of image, disjoint classes |
 # | mismatched, supervised | scikit-learn's 8×8 handwritten digits, upscaled | ten-way classification | another kind of image |
 #
@@ -107,20 +106,17 @@ plt.show()
 # %% [markdown]
 # ## Pretraining
 #
-# - **In-domain, contrastive (notebook 02)**: the encoder of notebook 02, loaded
-#   from its checkpoint, with notebook 02's full training budget. When notebook 05
-#   runs alone, this checkpoint is missing and the row is left out.
-# - **In-domain, contrastive (short)** and **related, contrastive (short)**:
-#   notebook 02's recipe (architecture, augmentation, temperature, batch size,
-#   learning rate) with the same short budget, on the unlabeled images and on as
-#   many foreign images. Equal budgets make these two a fair comparison of the
-#   *data*; the decoder is left out, since it learns from the detached embedding
-#   and never changes the encoder.
-# - **Related and mismatched, supervised**: a classifier with the same encoder and
-#   cosine head, trained with cross entropy on weakly augmented source images
-#   (the optimiser and augmentation of fine-tuning), evaluated on held-out source
-#   images (10 % of the foreign pool, 20 % of the digits) to show that the source
-#   task was learned.
+# - **In-domain, contrastive**: the model's contrastive pretraining on the
+#   unlabeled images (notebook 03's `contrastive_init` arm starts from it),
+#   loaded from its checkpoint. When notebook 05 runs alone, it is missing and
+#   the row is left out.
+# - **Related, contrastive**: the same recipe (augmentation, temperature, batch
+#   size, learning rate, epochs) on as many foreign images. Equal budgets make
+#   these two a fair comparison of the *data*.
+# - **Related and mismatched, supervised**: the network trained with label-smoothed
+#   cross entropy on shifted source images (the labels-only recipe), evaluated
+#   on held-out source images (10 % of the foreign pool, 20 % of the digits) to
+#   show that the source task was learned.
 
 # %%
 sources = tr.pretrain_sources(ctx, foreign, digits)
@@ -129,8 +125,8 @@ print("sources:", {k: info for k, info in sources.info.items()})
 # %% [markdown]
 # Before any fine-tuning, how much of our task do the source features already
 # carry? A linear head (logistic regression) on each frozen ten-dimensional
-# embedding, trained with each label budget, tells; for "none" the encoder is the
-# random initialisation that fine-tuning starts from. This is also the cheapest
+# description, trained with each label budget, tells; for "none" the network is
+# the random initialisation that fine-tuning starts from. This is also the cheapest
 # way to use a pretrained encoder: as a fixed feature extractor.
 
 # %%
@@ -138,17 +134,17 @@ probe = tr.probe_sources(ctx, sources, ev)
 
 # %%
 #| label: tbl-transfer-sources
-#| tbl-cap: "The pretraining sources: images used, passes over them (epochs) and pretraining time in this run; accuracy on held-out source images (supervised sources); and accuracy (%) on our five classes, on the evaluation images, of a linear head on the frozen source embedding trained with every label of the training split (95 % bootstrap intervals; 'none' is the random initialisation)."
+#| tbl-cap: "The pretraining sources: images used, passes over them (epochs) and pretraining time in this run; accuracy on held-out source images (supervised sources); and accuracy (%) on our five classes, on the evaluation images, of a linear head on the frozen source description trained with every label of the training split (95 % bootstrap intervals; 'none' is the random initialisation)."
 Markdown(tables.transfer_sources(list(sources.models), sources.info, probe, ev.budgets).to_markdown(index=False))
 
 # %% [markdown]
 # ## Fine-tuning with few labels
 #
 # Every source is fine-tuned end to end at every label budget with the same
-# schedule (fixed number of steps, batch of 64, weak augmentation, cosine
-# learning rate); pretrained encoders learn at 0.3 times the head's learning
-# rate, as in notebook 03, and the from-scratch network at the full rate. The
-# label subsets are nested and class-balanced.
+# schedule (a fixed number of steps, the labels-only arm's shifts, label
+# smoothing and one-cycle learning rate), starting from the source's backbone
+# and description with a fresh classifier. The label subsets are nested and
+# class-balanced.
 
 # %%
 runs = tr.finetune_grid(ctx, sources, ev)
@@ -161,7 +157,7 @@ for run in runs.values():
 # %% [markdown]
 # ## Results: classification
 #
-# Left, a linear head on each frozen encoder; middle, the same encoders
+# Left, a linear head on each frozen description; middle, the same networks
 # fine-tuned end to end; right, the fine-tuned accuracy minus that of the network
 # trained from scratch with the same labels, with paired bootstrap intervals
 # (the same images scored by both models), so an interval that does not cross
@@ -169,7 +165,7 @@ for run in runs.values():
 
 # %%
 #| label: fig-transfer-accuracy
-#| fig-cap: "Accuracy on the evaluation images against the number of labeled training images (log scale), per pretraining source, with 95 % bootstrap intervals. Left: linear head on the frozen pretrained encoder. Middle: the encoder fine-tuned end to end (same schedule for every source). Right: fine-tuned accuracy minus training from scratch with the same labels, in percentage points, with 95 % paired intervals; above zero, pretraining helped."
+#| fig-cap: "Accuracy on the evaluation images against the number of labeled training images (log scale), per pretraining source, with 95 % bootstrap intervals. Left: linear head on the frozen pretrained description. Middle: the network fine-tuned end to end (same schedule for every source). Right: fine-tuned accuracy minus training from scratch with the same labels, in percentage points, with 95 % paired intervals; above zero, pretraining helped."
 fig = plots.transfer_accuracy(ev.budgets, *tr.accuracy_curves(probe, runs, gain, ev.budgets), tables.SOURCE_NAMES,
                               tables.SOURCE_COLORS)
 ctx.save_figure(fig, "05_accuracy")
@@ -214,28 +210,8 @@ Markdown(tables.transfer_ood({k: run.auroc for k, run in runs.items()}, auroc_ga
 # ## What this says about transfer learning here
 #
 # The report's Discussion (`report/_transfer.qmd`) answers the three questions
-# with the numbers of this run; the reasoning in short:
-#
-# 1. **When it helps.** The frozen-encoder curves rank the sources by how close
-#    they are to our data; fine-tuning with labels narrows the gaps, so transfer
-#    matters most with the fewest labels, and most of all for the anomaly score,
-#    whose density is fitted in an embedding that a few labels alone shape
-#    poorly. Our own unlabeled images are the closest source there is, which is
-#    why the main model pretrains on them; a related source would stand in for
-#    them only if they were scarce.
-# 2. **How it would be used.** Classification: copy the encoder, fine-tune it more
-#    slowly than the new head (or keep it frozen under a linear head when labels
-#    are very few). Ten-dimensional description: continue self-supervised
-#    training on our data, since a source's bottleneck describes the source's
-#    classes. Anomaly detection: fit the density of normal data on our normal
-#    images in the transferred embedding; the source never defines "normal".
-# 3. **When it is impossible or harmful.** Forbidden here by the assignment; a
-#    mismatched source (digits) brings features that fine-tuning must unlearn;
-#    a source that contains the anomaly classes changes how visible they are,
-#    in a direction that cannot be known without labeled anomalies; a source
-#    that contains the test images leaks them (hence the filter); and a source
-#    whose invariances contradict ours (inversion, flips, noise) blinds the
-#    detector to exactly those corruptions.
+# with the numbers of this run: which sources changed accuracy and anomaly
+# detection measurably, in which direction, at which label budget.
 
 # %%
 seconds_total = time.perf_counter() - started

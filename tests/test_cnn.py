@@ -81,6 +81,7 @@ def test_a_killed_run_resumes_exactly_and_reloads(tmp_path):
     assert isinstance(reloaded, CNN) and reloaded.config == TINY_NETWORK
     images = torch.as_tensor(x[:8]).float() / 255
     with torch.no_grad():
-        assert torch.equal(reloaded(images), straight.model(images))
-    np.testing.assert_array_equal(batched(reloaded, x), batched(straight.model, x))
+        # the trained network is kept channels-last, the reloaded one is not: equal up to rounding
+        assert torch.allclose(reloaded(images), straight.model(images), atol=1e-5)
+    np.testing.assert_allclose(batched(reloaded, x), batched(straight.model, x), atol=1e-5)
 

@@ -1,17 +1,21 @@
 """The one configuration surface: every profile complete, every setting printed."""
 
-from dataclasses import FrozenInstanceError, fields, is_dataclass
+from dataclasses import FrozenInstanceError, fields, is_dataclass, replace
 
 import pytest
 
 from lib.config import (
     CPU,
     NETWORK_CONFIGS,
+    NOISY,
     PROFILES,
     STAGES,
+    STRONG,
     WEAK,
     AugmentConfig,
+    CNNConfig,
     Profile,
+    Training,
     flatten,
     get_profile,
     override,
@@ -44,21 +48,21 @@ def test_smoke_is_smaller_than_cpu_and_gpu_larger():
     smoke, cpu, gpu = (PROFILES[name] for name in ("smoke", "cpu", "gpu"))
     assert smoke.subset and cpu.subset is None and gpu.subset is None
     for path in ("pretraining.contrastive.training.epochs", "classification.fixmatch.training.steps",
-                 "transfer.finetune.training.steps"):
+                 "transfer.finetune.steps", "transfer.source.steps"):
         values = [dict(flatten(p))[path] for p in (smoke, cpu, gpu)]
         assert values[0] < values[1] < values[2], (path, values)
     assert len(gpu.model.seeds) >= 3
 
 
 def test_override_changes_the_named_settings_only():
-    changed = override(CPU, {"model.training.steps": 7, "baseline.network.dropout": 0.0, "name": "x"})
-    assert changed.name == "x" and changed.model.training.steps == 7 and changed.baseline.network.dropout == 0.0
+    changed = override(CPU, {"model.distilled.epochs": 7, "baseline.network.dropout": 0.0, "name": "x"})
+    assert changed.name == "x" and changed.model.distilled.epochs == 7 and changed.baseline.network.dropout == 0.0
     before, after = dict(flatten(CPU)), dict(flatten(changed))
     assert {path for path in before if before[path] != after[path]} == {
-        "name", "model.training.steps", "baseline.network.dropout"}
-    assert CPU.model.training.steps == 450  # the original is untouched
-    with pytest.raises(KeyError, match="no setting 'stepz'"):
-        override(CPU, {"model.training.stepz": 1})
+        "name", "model.distilled.epochs", "baseline.network.dropout"}
+    assert CPU.model.distilled.epochs == 3  # the original is untouched
+    with pytest.raises(KeyError, match="no setting 'epochz'"):
+        override(CPU, {"model.distilled.epochz": 1})
     # a setting the smoke profile does not change is the cpu value
     smoke = PROFILES["smoke"]
     assert smoke.anomaly == CPU.anomaly and smoke.model.network == CPU.model.network
@@ -76,6 +80,46 @@ def test_profiles_are_frozen_and_named():
 def test_dead_settings_are_gone():
     assert "seeds" not in {f.name for f in fields(Profile)}
     assert "posterior_refit" not in {f.name for f in fields(type(CPU.anomaly))}
+    assert "oracle" not in {f.name for f in fields(type(CPU.classification))}  # the model's arms train the oracle
+    assert {"training", "pseudo_confidence"}.isdisjoint(f.name for f in fields(type(CPU.model)))
+    assert "contrastive" not in {f.name for f in fields(type(CPU.transfer))}  # the model's pretraining recipe
+
+
+def test_the_model_arms_and_the_transfer_study_use_plain_training_recipes():
+    model = CPU.model
+    assert {f.name for f in fields(type(model))} == {"network", "labels_only", "long_epochs", "distilled",
+                                                     "pretraining", "temperature", "reconstruction_weight", "seeds"}
+    for recipe in (model.labels_only, model.distilled, model.pretraining, CPU.transfer.source,
+                   CPU.transfer.finetune):
+        assert isinstance(recipe, Training)
+    assert model.labels_only == CPU.baseline.training  # the plain CNN's recipe
+    assert model.network == CNNConfig(description_dim=10, decoder=True) and len(model.seeds) >= 2
+    assert CPU.transfer.finetune == replace(CPU.transfer.source, steps=200)
+    assert 0 < CPU.anomaly.knn_bank and CPU.anomaly.knn_k < CPU.anomaly.knn_bank
+    # the convergence check trains the labels-only recipe longer (first seed only)
+    assert model.long_epochs > model.labels_only.epochs
+    # distillation and the oracle: a few passes over all 28,000 images with the noisy student's views, no label
+    # smoothing (the teacher's probabilities are soft already)
+    assert model.distilled == Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=3, warmup=0.1, augment=NOISY)
+    assert model.distilled.label_smoothing == 0.0 and model.distilled.steps is None
+    smoke = PROFILES["smoke"].model  # every arm shorter in the smoke profile
+    for arm in ("labels_only", "distilled", "pretraining"):
+        assert getattr(smoke, arm).epochs < getattr(model, arm).epochs, arm
+    assert smoke.labels_only.epochs < smoke.long_epochs < model.long_epochs
+
+
+def test_notebook_02_trains_each_model_as_long_as_it_must_show():
+    """Five epochs for the comparison models, ten with every snapshot for the autoencoder whose checkpoints are
+    studied (and audited), fifteen for the contrastive model."""
+    pretraining = CPU.pretraining
+    epochs = {name: getattr(pretraining, name).training.epochs
+              for name in ("fc_ae", "conv_ae", "conv_ae_bn", "vae", "contrastive")}
+    assert epochs == {"fc_ae": 5, "conv_ae": 5, "conv_ae_bn": 10, "vae": 5, "contrastive": 15}
+    assert [name for name in epochs if getattr(pretraining, name).snapshots] == ["conv_ae_bn"]
+    assert pretraining.contrastive.training.augment == STRONG
+    for name in epochs:  # a warm-up of half an epoch, whatever the number of epochs
+        training = getattr(pretraining, name).training
+        assert training.warmup * training.epochs == pytest.approx(0.5), name
 
 
 def test_every_network_configuration_names_its_kind():

@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 import torch
 
-from lib.detect import KNN, Energy, FrameIntensity, Mahalanobis, MaxSoftmax, ReconstructionError, StandardizedSum
+from lib.detect import (
+    KNN,
+    Detector,
+    Energy,
+    FrameIntensity,
+    Mahalanobis,
+    MaxSoftmax,
+    ReconstructionError,
+    StandardizedSum,
+)
 
 
 @pytest.fixture
@@ -81,12 +90,27 @@ def test_logit_scores_signs():
     assert Energy().score(unsure)[0] == pytest.approx(-np.log(5))
 
 
-def test_logit_scores_are_float64():
+def test_max_softmax_is_float64():
     # a confident softmax saturates in single precision: 1 - 1e-9 is 1.0 in float32
     logits = np.array([[0.0, -20.7], [0.0, -25.0]], dtype=np.float32)
     msp = MaxSoftmax().score(logits)
     assert msp.dtype == np.float64 and -1 < msp[1] < msp[0] < -1 + 1e-8  # the more confident, the lower
-    assert Energy().score(np.array([[1000.0, 1000.0]]))[0] == pytest.approx(-1000 - np.log(2))  # no overflow
+
+
+def test_energy_is_a_torch_detector_in_float32():
+    """Energy is a part of the deployed evidence: a module whose forward works on float32 logit tensors."""
+    energy = Energy()
+    assert isinstance(energy, Detector) and isinstance(energy, torch.nn.Module)
+    logits = torch.tensor([[1000.0, 1000.0], [0.0, -30.0]])
+    out = energy(logits)
+    assert out.dtype == torch.float32 and out.shape == (2,)
+    assert out[0].item() == pytest.approx(-1000 - np.log(2))  # no overflow
+    assert torch.allclose(out, -torch.logsumexp(logits, dim=1))
+    rng = np.random.default_rng(0)
+    many = rng.normal(size=(50, 5)) * 5
+    expected = -np.log(np.exp(many).sum(axis=1))
+    np.testing.assert_allclose(energy.score(many, chunk=7), expected, rtol=1e-5, atol=1e-5)
+    assert list(energy.state_dict()) == []  # nothing fitted, nothing to export
 
 
 def test_pixel_detectors():

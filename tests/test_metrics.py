@@ -189,3 +189,69 @@ def test_paired_auroc_difference():
     assert metrics.paired_auroc_difference(good, good, is_anomaly, n_resamples=50, seed=0)["ci"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="must have the same shape"):
         metrics.paired_auroc_difference(good, weak[:10], is_anomaly, n_resamples=10, seed=0)
+
+
+DETECTION_METRICS = (metrics.auroc, metrics.average_precision, metrics.fpr_at_tpr)
+
+
+def test_detection_difference_is_the_difference_of_the_two_metrics():
+    rng = np.random.default_rng(2)
+    is_anomaly = np.r_[np.ones(25, bool), np.zeros(150, bool)]
+    a, b = rng.normal(size=175) + 2 * is_anomaly, rng.normal(size=175) + is_anomaly
+    weights = rng.integers(0, 3, size=(4, 175))
+    for metric in DETECTION_METRICS:
+        difference = metrics.detection_difference(metric)
+        assert difference.supports_weights and difference.stratify_by == 2  # resamples keep the anomalies
+        assert difference(a, b, is_anomaly) == pytest.approx(metric(a, is_anomaly) - metric(b, is_anomaly))
+        # per resample: one difference per row of counts
+        np.testing.assert_allclose(difference(a, b, is_anomaly, weights=weights),
+                                   [metric(a, is_anomaly, weights=w) - metric(b, is_anomaly, weights=w)
+                                    for w in weights])
+    # the AUROC difference is the detection difference of `auroc`
+    assert metrics.auroc_difference(a, b, is_anomaly) == pytest.approx(
+        metrics.detection_difference(metrics.auroc)(a, b, is_anomaly))
+    assert metrics.auroc_difference(a, b, is_anomaly) == pytest.approx(
+        roc_auc_score(is_anomaly, a) - roc_auc_score(is_anomaly, b))
+
+
+def test_paired_detection_difference():
+    rng = np.random.default_rng(3)
+    is_anomaly = np.r_[np.ones(40, bool), np.zeros(400, bool)]
+    base = rng.normal(size=440) + 1.5 * is_anomaly
+    better = base + 1.0 * is_anomaly + 0.1 * rng.normal(size=440)  # the same items, each anomaly pushed up
+    for metric in DETECTION_METRICS:
+        diff = metrics.paired_detection_difference(metric, better, base, is_anomaly, n_resamples=300, seed=0)
+        assert set(diff) == {"value", "ci"}
+        assert diff["value"] == pytest.approx(metric(better, is_anomaly) - metric(base, is_anomaly))
+        low, high = diff["ci"]
+        assert low <= diff["value"] <= high
+        # the paired interval: one resample of the items for both scores, anomalies and normal images apart
+        plain = metrics.bootstrap_ci(lambda x, y, z, m=metric: m(x, z) - m(y, z), better, base, is_anomaly,
+                                     n_resamples=300, seed=0, stratify=is_anomaly)
+        assert diff["ci"] == pytest.approx(list(plain))
+        # a score against itself: no difference in any resample
+        same = metrics.paired_detection_difference(metric, base, base, is_anomaly, n_resamples=50, seed=0)
+        assert same["value"] == 0.0 and same["ci"] == [0.0, 0.0]
+    # the better score: higher AUROC and AP, lower FPR at 95 % TPR, each interval clear of zero
+    assert metrics.paired_detection_difference(metrics.auroc, better, base, is_anomaly, 300, 0)["ci"][0] > 0
+    assert metrics.paired_detection_difference(metrics.average_precision, better, base, is_anomaly, 300, 0)["ci"][0] > 0
+    assert metrics.paired_detection_difference(metrics.fpr_at_tpr, better, base, is_anomaly, 300, 0)["ci"][1] < 0
+    # pairing: narrower than the difference of two independent resamplings of the items
+    paired = metrics.paired_detection_difference(metrics.auroc, better, base, is_anomaly, 300, 0)["ci"]
+    unpaired = np.subtract(
+        [metrics.auroc(better[i], is_anomaly[i]) for i in _stratified(is_anomaly, 300, seed=1)],
+        [metrics.auroc(base[i], is_anomaly[i]) for i in _stratified(is_anomaly, 300, seed=2)])
+    low, high = np.quantile(unpaired, [0.025, 0.975])
+    assert paired[1] - paired[0] < 0.5 * (high - low)
+    # the AUROC case is `paired_auroc_difference`
+    assert metrics.paired_auroc_difference(better, base, is_anomaly, n_resamples=300, seed=0) == \
+        metrics.paired_detection_difference(metrics.auroc, better, base, is_anomaly, n_resamples=300, seed=0)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        metrics.paired_detection_difference(metrics.fpr_at_tpr, better, base[:10], is_anomaly, 10, 0)
+
+
+def _stratified(is_anomaly, n_resamples, seed):
+    """Item indices of bootstrap resamples that keep the numbers of anomalies and normal images."""
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(is_anomaly), np.flatnonzero(~is_anomaly)]
+    return [np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups]) for _ in range(n_resamples)]

@@ -1,5 +1,7 @@
-"""The project's model (CNNConfig(description_dim=10, decoder=True)): three heads on the plain CNN's backbone,
-its loss (lib.train.objectives.cnn), training (lib.train.runs.train_cnn) and pseudo-labels."""
+"""The project's network (CNNConfig(description_dim=10, decoder=True)): three heads on the plain CNN's backbone,
+its losses (lib.train.objectives.cnn with hard or soft targets, cnn_contrastive), its training
+(lib.train.runs.train_cnn, from scratch or from another network's backbone) and its contrastive pretraining
+(lib.train.runs.contrastive_cnn)."""
 
 from dataclasses import replace
 
@@ -7,18 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from lib.config import PROFILES, CNNConfig
-from lib.experiments.classification import pseudo_labels
+from lib.config import PROFILES, STRONG, CNNConfig, Training
+from lib.experiments.model import one_hot
 from lib.nn.cnn import CNN
 from lib.nn.infer import batched
 from lib.train import checkpoint, objectives
-from lib.train.runs import train_cnn
+from lib.train.runs import contrastive_cnn, train_cnn, weights_fingerprint
 from tests.test_cnn import tiny_data
 from tests.test_training import Killed, assert_same_weights, die_after_records, untimed
 
 MODEL = PROFILES["cpu"].model
 TINY_NETWORK = replace(MODEL.network, widths=(4, 4, 8, 8, 8, 8))
-TINY_TRAINING = replace(MODEL.training, steps=8, batch=16)  # a record (and checkpoint) every step
+# the labels-only arm's recipe for 8 steps: a record (and checkpoint) every step
+TINY_TRAINING = replace(MODEL.labels_only, epochs=None, steps=8, batch=16)
+QUIET = dict(log=lambda *_: None, progress=False)
 
 
 def test_heads_and_shapes():
@@ -93,8 +97,120 @@ def test_training_resumes_exactly_and_reloads(tmp_path):
                                batched(lambda t: full.model.decode(full.model.outputs(t)["z"]), x[:4]), atol=1e-6)
 
 
-def test_pseudo_labels_keep_confident_images_only():
-    logits = np.array([[5.0, 0, 0, 0, 0], [0.1, 0, 0, 0, 0], [0, 0, 0, 9.0, 0]])
-    index, labels = pseudo_labels(logits, confidence=0.9)
-    assert index.tolist() == [0, 2] and labels.tolist() == [0, 3]
-    assert len(pseudo_labels(logits, confidence=1.0)[0]) == 0
+def test_without_a_decoder_the_loss_has_no_reconstruction_term():
+    torch.manual_seed(0)
+    model = CNN(replace(TINY_NETWORK, decoder=False, dropout=0.0)).eval()
+    assert not hasattr(model, "decoder")
+    x, y = torch.rand(6, 1, 32, 32), torch.arange(6) % 5
+    loss, logs = objectives.cnn(model, x, y, 0.1, reconstruction_weight=5.0)
+    assert set(logs) == {"classifier", "description"}
+    out = model.outputs(x)
+    expected = (torch.nn.functional.cross_entropy(out["logits"], y, label_smoothing=0.1)
+                + torch.nn.functional.cross_entropy(model.description_head(out["z"]), y, label_smoothing=0.1))
+    assert torch.allclose(loss, expected)
+
+
+def test_soft_targets_are_class_probabilities():
+    """Distillation's targets: one-hot rows give the loss of the class indices; other rows weigh the classes."""
+    torch.manual_seed(0)
+    model = CNN(replace(TINY_NETWORK, dropout=0.0)).eval()
+    x, y = torch.rand(6, 1, 32, 32), torch.arange(6) % 5
+    hard, hard_logs = objectives.cnn(model, x, y, 0.1, 1.0)
+    soft, soft_logs = objectives.cnn(model, x, torch.as_tensor(one_hot(y.numpy())), 0.1, 1.0)
+    assert soft.item() == pytest.approx(hard.item(), rel=1e-5)
+    assert soft_logs == pytest.approx(hard_logs, rel=1e-5)
+    probabilities = torch.softmax(torch.randn(6, 5), dim=1)
+    _, logs = objectives.cnn(model, x, probabilities, 0.0, 1.0)
+    out = model.outputs(x)
+    expected = -(probabilities * torch.log_softmax(out["logits"], dim=1)).sum(1).mean()
+    assert logs["classifier"] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_training_on_soft_targets(tmp_path):
+    x, y = tiny_data()
+    quiet = dict(seed=1, reconstruction_weight=1.0, **QUIET)
+    training = replace(TINY_TRAINING, steps=4)
+    hard = train_cnn(TINY_NETWORK, training, x, y, tmp_path, "hard", **quiet)
+    soft = train_cnn(TINY_NETWORK, training, x, one_hot(y), tmp_path, "soft", **quiet)
+    # one-hot targets: the same batches and the same losses as the class indices, so (nearly) the same weights
+    for name, value in hard.model.state_dict().items():
+        torch.testing.assert_close(soft.model.state_dict()[name], value, rtol=1e-4, atol=1e-4)
+    # the targets are part of the run: other targets, another folder; the same ones load
+    blurred = (0.8 * one_hot(y) + 0.04).astype(np.float32)
+    other = train_cnn(TINY_NETWORK, training, x, blurred, tmp_path, "soft", **quiet)
+    assert other.folder != soft.folder and np.isfinite(other.history[-1]["loss"])
+    messages = []
+    again = train_cnn(TINY_NETWORK, training, x, blurred, tmp_path, "soft", **{**quiet, "log": messages.append})
+    assert messages == [f"{other.folder.name}: already trained, loaded"]
+    assert_same_weights(again.model, other.model)
+
+
+def test_weights_fingerprint():
+    torch.manual_seed(0)
+    a = CNN(TINY_NETWORK)
+    assert weights_fingerprint(None) == "none"
+    copy = CNN(TINY_NETWORK)
+    copy.load_state_dict(a.state_dict())
+    assert weights_fingerprint(copy) == weights_fingerprint(a) and len(weights_fingerprint(a)) == 10
+    with torch.no_grad():
+        copy.head.bias[0] += 1e-3
+    assert weights_fingerprint(copy) != weights_fingerprint(a)
+
+
+def test_init_copies_the_backbone_and_the_description_only(tmp_path):
+    """`train_cnn(init=...)` starts from another network's stages and description (whatever its classifier or
+    decoder); the classifier, the description's head and the decoder start fresh; the start is part of the key."""
+    x, y = tiny_data()
+    torch.manual_seed(7)
+    source = CNN(replace(TINY_NETWORK, n_classes=7, decoder=False)).eval()  # e.g. a transfer source, 7 classes
+    frozen = replace(TINY_TRAINING, lr=0.0, steps=2)  # no step moves a weight: the start stays visible
+    result = train_cnn(TINY_NETWORK, frozen, x, y, tmp_path, "init", seed=0, init=source, **QUIET)
+    torch.manual_seed(0)
+    fresh = CNN(TINY_NETWORK)  # the start of a run of seed 0 from scratch
+    start = dict(source.named_parameters())
+    for name, value in result.model.named_parameters():
+        if name.startswith(("stages.", "describe.")):
+            assert torch.equal(value, start[name]), name
+        else:  # the classifier, the description's own head and the decoder: as from scratch
+            assert torch.equal(value, dict(fresh.named_parameters())[name]), name
+    key = checkpoint.read(result.folder)["training"]["key"]
+    assert key["init"] == weights_fingerprint(source)
+    scratch = train_cnn(TINY_NETWORK, frozen, x, y, tmp_path, "init", seed=0, **QUIET)
+    assert scratch.folder != result.folder
+    assert checkpoint.read(scratch.folder)["training"]["key"]["init"] == "none"
+    assert not torch.equal(scratch.model.stages[0][0][0].weight, source.stages[0][0][0].weight)
+
+
+def test_contrastive_pretraining_of_the_network(tmp_path):
+    x, _ = tiny_data()
+    training = Training(lr=2e-3, weight_decay=1e-4, batch=16, epochs=2, warmup=0.25, min_lr_fraction=0.01,
+                        augment=STRONG)
+    first = contrastive_cnn(TINY_NETWORK, training, x, tmp_path, "simclr", seed=0, temperature=0.5, **QUIET)
+    assert isinstance(first.model, CNN) and [h["step"] for h in first.history] == [4, 8]
+    assert all(np.isfinite(h["nt_xent"]) for h in first.history)
+    key = checkpoint.read(first.folder)["training"]["key"]
+    assert key["objective"] == "nt_xent" and key["temperature"] == 0.5
+    messages = []
+    again = contrastive_cnn(TINY_NETWORK, training, x, tmp_path, "simclr", seed=0, temperature=0.5, progress=False,
+                            log=messages.append)
+    assert messages == [f"{first.folder.name}: already trained, loaded"]
+    assert_same_weights(again.model, first.model)
+    # the temperature is part of the run
+    other = contrastive_cnn(TINY_NETWORK, replace(training, epochs=1), x, tmp_path, "simclr", seed=0,
+                            temperature=0.1, **QUIET)
+    assert other.folder != first.folder
+    # its backbone is the start of a labels run
+    run = train_cnn(TINY_NETWORK, replace(TINY_TRAINING, lr=0.0, steps=1), x, np.arange(len(x)) % 5, tmp_path,
+                    "from_simclr", seed=0, init=first.model, **QUIET)
+    assert torch.equal(run.model.describe.weight, first.model.describe.weight)
+
+
+def test_contrastive_objective_is_nt_xent_of_two_views():
+    torch.manual_seed(0)
+    model = CNN(replace(TINY_NETWORK, dropout=0.0)).eval()
+    x = torch.rand(5, 1, 32, 32)
+    views = iter([x.flip(-1), 0.5 * x])  # two fixed "augmentations"
+    loss, logs = objectives.cnn_contrastive(model, x, lambda v: next(views), temperature=0.5)
+    z = model.outputs(torch.cat([x.flip(-1), 0.5 * x]))["z"]
+    assert torch.allclose(loss, objectives.nt_xent(z[:5], z[5:], 0.5))
+    assert logs == {"nt_xent": pytest.approx(loss.item())}

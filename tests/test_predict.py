@@ -13,15 +13,16 @@ import pytest
 import torch
 from torch import nn
 
-from lib.bundle import FEATURES, PARTS, STD_FLOOR, FinalModel, load_final_model, save_final_model
+from lib.bundle import FEATURES, FORMAT_VERSION, KNN_FEATURES, STD_FLOOR, FinalModel, load_final_model, save_final_model
 from lib.cli import main
 from lib.config import CNNConfig
 from lib.data.replica import CLASS_NAMES, pad
-from lib.detect import Mahalanobis
+from lib.detect import KNN, Mahalanobis
 from lib.errors import DataError, UserError
 from lib.nn.cnn import CNN
 from lib.nn.infer import batched
 from lib.predict import default_model_folder, run_model, time_predict
+from lib.results import PARTS
 from lib.workspace import PROJECT_ROOT
 from tests.test_safe_pickle import CreatesFile, valid_data
 
@@ -48,15 +49,23 @@ def tiny_network(seed=0) -> CNN:
 
 def tiny_model(seed=0, weights=None) -> tuple[FinalModel, np.ndarray]:
     """FinalModel on `tiny_network` with Mahalanobis detectors (the default ridge, as deployed) fitted to its own
-    features of random images, every part standardised on them."""
+    features of random images, a kNN detector (k = 5) whose bank is the last stage's features of other random
+    images, every part standardised on the first images."""
     network = tiny_network(seed)
-    images = np.random.default_rng(seed).integers(0, 256, (200, 1, 32, 32), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (200, 1, 32, 32), dtype=np.uint8)
     outputs = batched(network.outputs, images)
     detectors = [Mahalanobis().fit(outputs[name], LABELS) for name in FEATURES]
-    model = FinalModel(network, detectors).standardise_on(images)
+    bank = batched(network.outputs, rng.integers(0, 256, (100, 1, 32, 32), dtype=np.uint8))[KNN_FEATURES]
+    model = FinalModel(network, detectors, KNN(k=5).fit(bank)).standardise_on(images)
     if weights is not None:
         model.set_weights(weights)
     return model, images
+
+
+def weights_of(*parts: str) -> list[int]:
+    """The weights of a combination of named parts."""
+    return [int(part in parts) for part in PARTS]
 
 
 def mahalanobis_reference(features, labels, reg):
@@ -100,20 +109,31 @@ def test_evidence_matches_its_definitions():
     for i, name in enumerate(FEATURES):
         expected = mahalanobis_reference(outputs[name], LABELS, reg=1e-6)
         np.testing.assert_allclose(raw[:, i], expected, rtol=1e-3, atol=1e-3)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    bank = model.knn.bank.numpy().astype(np.float64)
+    knn = np.sort(1 - unit(outputs[KNN_FEATURES].astype(np.float64)) @ bank.T, axis=1)[:, 4]  # k = 5
+    np.testing.assert_allclose(raw[:, PARTS.index("knn")], knn, atol=1e-5)
+    logits = outputs["logits"].astype(np.float64)
+    energy = -np.log(np.exp(logits).sum(axis=1))
+    np.testing.assert_allclose(raw[:, PARTS.index("energy")], energy, rtol=1e-5, atol=1e-5)
     x = images / 255.0
     with torch.no_grad():
         decoded = model.network.decode(torch.as_tensor(outputs["z"])).numpy()
-    np.testing.assert_allclose(raw[:, 4], ((decoded - x) ** 2).mean(axis=(1, 2, 3)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(raw[:, PARTS.index("reconstruction")], ((decoded - x) ** 2).mean(axis=(1, 2, 3)),
+                               rtol=1e-4, atol=1e-6)
     frame = (x.sum(axis=(1, 2, 3)) - x[:, :, 2:-2, 2:-2].sum(axis=(1, 2, 3))) / (32 * 32 - 28 * 28)
-    np.testing.assert_allclose(raw[:, 5], frame, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(raw[:, PARTS.index("frame")], frame, rtol=1e-5, atol=1e-6)
     standardised = model.evidence(images)  # standardised on these very images: mean 0, std 1
     np.testing.assert_allclose(standardised.mean(axis=0), 0, atol=1e-4)
     np.testing.assert_allclose(standardised.std(axis=0), 1, atol=1e-3)
 
 
 def test_score_is_the_weighted_sum_of_the_chosen_parts():
-    for weights in ([0, 0, 1, 0, 0, 0], [1, 1, 1, 1, 0, 0], [0, 0, 1, 0, 1, 1], [1] * len(PARTS)):
+    for weights in (weights_of("stage_3"), weights_of("stage_1", "stage_2", "stage_3", "description"),
+                    weights_of("stage_3", "reconstruction", "frame"), weights_of("knn", "energy"),
+                    [1] * len(PARTS)):
         model, images = tiny_model(seed=2, weights=weights)
+        assert model.active == tuple(i for i, w in enumerate(weights) if w)  # only these parts are computed
         logits, scores, z = run_model(model, images)
         np.testing.assert_allclose(scores, model.evidence(images) @ np.asarray(weights), rtol=1e-4, atol=1e-4)
         outputs = batched(model.network.outputs, images)
@@ -123,29 +143,31 @@ def test_score_is_the_weighted_sum_of_the_chosen_parts():
 
 def test_frame_std_is_floored_on_black_frames():
     model, images = tiny_model(seed=3)
+    frame = PARTS.index("frame")
     padded = images.copy()
     padded[:, :, :2], padded[:, :, -2:], padded[:, :, :, :2], padded[:, :, :, -2:] = 0, 0, 0, 0
     model.standardise_on(padded)  # every frame black: a standard deviation of 0 becomes STD_FLOOR
-    assert model.combination.std[5].item() == pytest.approx(STD_FLOOR)
+    assert model.combination.std[frame].item() == pytest.approx(STD_FLOOR)
     noise = np.random.default_rng(0).integers(0, 256, (5, 1, 32, 32), dtype=np.uint8)
-    assert (model.evidence(noise)[:, 5] > 50).all()  # uniform noise: far beyond any clean image
+    assert (model.evidence(noise)[:, frame] > 50).all()  # uniform noise: far beyond any clean image
 
 
 def test_final_model_needs_a_detector_per_feature_part():
     network = tiny_network()
     with pytest.raises(ValueError, match="need 4 fitted Mahalanobis detectors"):
-        FinalModel(network, [Mahalanobis()] * 3)
+        FinalModel(network, [Mahalanobis()] * 3, KNN())
 
 
 def test_exported_model_matches_eager(tmp_path):
-    model, images = tiny_model(seed=1, weights=[0, 0, 1, 0, 1, 1])
+    model, images = tiny_model(seed=1, weights=weights_of("stage_3", "knn", "energy", "reconstruction", "frame"))
     with pytest.raises(ValueError, match="set model.threshold"):
         save_final_model(model, tmp_path / "unset", profile="smoke")  # no threshold fixed on set 1 yet
     model.threshold = 1.0
     loaded = load_final_model(save_final_model(model, tmp_path, profile="smoke", extra={"note": "test"}))
     assert (tmp_path / "model.pt2").is_file()
     assert loaded.threshold == 1.0 and loaded.metadata["note"] == "test" and len(loaded.class_names) == 5
-    assert loaded.metadata["score_parts"] == ["stage 3 features", "reconstruction error", "frame intensity"]
+    assert loaded.metadata["score_parts"] == ["stage_3", "knn", "energy", "reconstruction", "frame"]
+    assert loaded.metadata["format_version"] == FORMAT_VERSION == 4
     for batch in (images[:1], images[:7], images):  # the export is not tied to the example's batch size
         for a, b in zip(run_model(loaded.module, batch), run_model(model, batch)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -19,7 +19,7 @@ from lib.experiments import pretraining as pre
 from lib.nn.registry import build, count_parameters
 from lib.render import tables
 from lib.render.names import DESCRIPTIONS
-from lib.render.variables import pretraining_variables
+from lib.render.variables import error_change, pretraining_variables
 from lib.results import DESCRIPTIONS as DESCRIPTION_IDS
 from lib.results import PRETRAINED, Decision
 from lib.train.runs import pretrain
@@ -138,7 +138,8 @@ def test_record_and_report_variables_match_the_committed_keys(tmp_path):
     assert all(isinstance(v, str) for v in values.values())
     assert values["n_unlabeled"] == "64" and values["batch"] == str(profile.pretraining.contrastive.training.batch)
     assert values["checkpoint_plateau_epoch"] == "1" and values["checkpoint_count"] == "3"
-    assert values["checkpoint_error_drop"] == "20" and values["checkpoint_last_knn"] == "85.1"
+    assert values["checkpoint_error_change"] == "falls another 20 %" and values["checkpoint_last_knn"] == "85.1"
+    assert (error_change(-3), error_change(0)) == ("rises by 3 %", "stays within 0.5 %")
     assert values["fc_ae_params"] == "8" and values["fc_ae_images_per_second"] == "1,234"
     assert re.fullmatch(r"\[\d+\.\d, \d+\.\d\]", values["contrastive_kmeans_accuracy_ci"])
     assert values["best_method"] == DESCRIPTIONS["pca"]

@@ -66,6 +66,48 @@ def test_choose_variant_needs_more_than_the_seed_spread():
     assert choose([0.98, 0.98], [0.97, 0.97]) == "labels only"
 
 
+def test_choose_variant_records_its_evidence_by_variant():
+    per_seed = {"simple": {"rep1_clean": [0.970, 0.972, 0.974], "rep2_clean": [0.0, 0.0, 0.0]},
+                "rich": {"rep1_clean": [0.980, 0.981, 0.982], "rep2_clean": [1.0, 1.0, 1.0]}}
+    decision = protocol.choose_variant(per_seed, "simple", "rich")
+    assert decision.rule == protocol.VARIANT_RULE and decision.chosen == "rich"
+    evidence = decision.evidence
+    assert set(evidence) == {"mean", "std", "gain", "seeds"}
+    assert evidence["mean"] == pytest.approx({"simple": 0.972, "rich": 0.981})
+    assert evidence["std"] == pytest.approx({"simple": 0.002, "rich": 0.001})
+    assert evidence["gain"] == pytest.approx({"rich": 0.009}) and evidence["seeds"] == {"simple": 3, "rich": 3}
+    # a name alone and a list of one name are the same choice
+    assert protocol.choose_variant(per_seed, "simple", ["rich"]) == decision
+    # one seed: no standard deviation, and the simpler variant stays
+    single = protocol.choose_variant({"simple": {"rep1_clean": [0.9]}, "rich": {"rep1_clean": [0.99]}},
+                                     "simple", "rich")
+    assert single.chosen == "simple" and single.evidence["std"] == {"simple": None, "rich": None}
+    assert single.evidence["gain"]["rich"] == pytest.approx(0.09)
+
+
+def test_choose_variant_among_several_candidates_takes_the_best_eligible_mean():
+    simple = [0.970, 0.972, 0.974]  # std 0.002
+
+    def choose(**candidates):
+        per_seed = {"simple": {"rep1_clean": simple}, **{k: {"rep1_clean": v} for k, v in candidates.items()}}
+        return protocol.choose_variant(per_seed, "simple", list(candidates))
+
+    # both beat the spread: the higher mean wins, whatever the listing order
+    both = dict(a=[0.980, 0.981, 0.982], b=[0.985, 0.986, 0.987])
+    assert choose(**both).chosen == "b"
+    assert choose(b=both["b"], a=both["a"]).chosen == "b"
+    decision = choose(**both)
+    assert set(decision.evidence["gain"]) == {"a", "b"} and set(decision.evidence["mean"]) == {"simple", "a", "b"}
+    assert decision.evidence["gain"]["b"] == pytest.approx(0.014)
+    # the higher mean is not eligible (its own spread, 0.02, exceeds its gain): the eligible one wins
+    assert choose(a=[0.980, 0.981, 0.982], b=[0.97, 0.99, 1.01]).chosen == "a"
+    # neither beats the spread: the simpler variant stays
+    assert choose(a=[0.971, 0.973, 0.975], b=[0.960, 0.970, 0.980]).chosen == "simple"
+    # equal means: listing order breaks the tie
+    assert choose(a=[0.980, 0.981, 0.982], b=[0.980, 0.981, 0.982]).chosen == "a"
+    assert choose(b=[0.980, 0.981, 0.982], a=[0.980, 0.981, 0.982]).chosen == "b"
+
+
 def test_final_evaluation_counts_flags_and_six_classes():
     scores = np.array([0.1, 0.2, 0.9, 0.8, 0.95])
     flags = np.array([False, False, False, True, True])
@@ -102,19 +144,23 @@ def test_breakdown_by_origin_and_failure_cases():
 
 def test_targets_table_judges_point_estimates():
     summary = flat({"classification": {"accuracy": {"unlabeled": 0.99, "unlabeled_ci": [0.98, 0.995],
-                                                    "rep2_clean": 0.97, "oracle_rep2_clean": 0.98}},
+                                                    "rep2_clean": 0.97, "oracle_rep2_clean": 0.98},
+                                       "gain_over_baseline": {"unlabeled": 0.004, "unlabeled_ci": [-0.001, 0.009]}},
                     "ood": {"auroc": {"rep2": 0.9}},
                     "baseline": {"ood": {"auroc": {"rep2": 0.85}}, "accuracy": {"rep2_clean": 0.975}}})
     assert summary["classification.accuracy.unlabeled_ci"] == [0.98, 0.995]
     table = targets_table(summary, predict_seconds=4.0).set_index("quantity")
-    assert table.loc["accuracy, 26,000 unlabeled images", "met"] == "yes"
-    assert table.loc["accuracy, clean part of set 2", "met"] == "no"
-    assert table.loc["ROC AUC, set 2", "met"] == "no"
-    assert table.loc["gap to the oracle, clean set 2 (points)", "this run"] == "1.00"
+    assert table.loc["accuracy, 26,000 (%)", "met"] == "yes"
+    assert table.loc["accuracy, 26,000 (%)", "this run"] == "99.00 [98.00, 99.50]"
+    assert tuple(table.loc["accuracy, set 2 clean (%)", ["met", "missed by"]]) == ("no", "1.50")
+    assert tuple(table.loc["ROC AUC, set 2", ["met", "missed by"]]) == ("no", "0.095")
+    # a gain whose point is above zero but whose interval is not: missed
+    gain = table.loc["over the baseline, 26,000 (points)"]
+    assert (gain["met"], gain["missed by"]) == ("no", "interval includes 0")
     assert "six-class macro-F1, set 2" not in table.index  # not produced: left out, never a placeholder
-    assert table.loc["ROC AUC above the plain baseline, set 2", "met"] == "yes"
-    assert table.loc["accuracy above the plain baseline, clean set 2", "met"] == "no"
-    assert "average precision above the plain baseline, set 2" not in table.index
+    # the oracle gap and the "above the plain baseline" rows are gone (tables.versus_baseline compares, paired)
+    assert not any("oracle" in row or "above the plain baseline" in row for row in table.index)
+    assert table.loc["predict, 10,000 images (s)", "met"] == "yes"
 
 
 def test_report_variables_come_from_results(tmp_path):
@@ -131,7 +177,7 @@ def test_report_variables_come_from_results(tmp_path):
     (tmp_path / "summary.json").write_text('{"ood": {"auroc": {"rep2": 0.999}}}')
     assert variables.write_report_variables(ws) == []  # notebooks 03 and 04 have not run: no placeholders
     results = {"summary": {"ood": {"auroc": {"rep2": 0.999}}}, "04_ood_scoring": {"predict_seconds": 3.0}}
-    assert variables.targets_variables(results) == {"met": "2", "total": "2"}  # ROC AUC and predict time
+    assert variables.targets_variables(results) == {"met": "2", "total": "2", "missed": "none"}  # ROC AUC, predict time
     (tmp_path / "03_classification.json").write_text('{"accuracy": {}}')  # written by an older version
     with pytest.raises(UserError, match="report variables 'classification'.*rerun"):
         variables.write_report_variables(ws)

@@ -2,28 +2,57 @@
 
 import pytest
 
-from lib.results import Decision, Estimate, flat, plain, summary
+from lib.results import MODEL_ARMS, Decision, Estimate, flat, plain, summary, unlabeled_arm
 
 
-def classification_results(chosen="model_labels_only"):
-    accuracy = {name: {"unlabeled": {"value": v, "ci": [v - 0.01, v + 0.01]},
-                       "rep2_clean": {"value": v - 0.005, "ci": [v - 0.02, v]}}
-                for name, v in (("model_labels_only", 0.97), ("model_self_trained", 0.98), ("baseline", 0.96),
-                                ("oracle", 0.99))}
-    return plain({"choice": Decision("rule", chosen, {}), "accuracy": accuracy,
-                  "images_per_second_cpu": {chosen: 1234.0},
-                  "per_seed": {chosen: {"unlabeled": [0.97, 0.96, 0.98], "rep2_clean": [0.95, 0.97, 0.96]}}})
+def estimate(value, width=0.01):
+    return {"value": value, "ci": [value - width, value + width]}
 
 
-def test_summary_of_notebook_03_uses_the_chosen_variant_and_the_baseline():
-    keys = summary({"03_classification": classification_results("model_self_trained")})
+def classification_results(chosen="distilled", gains=None):
+    """What notebook 03 records and the summary reads: "model" is the chosen arm's first network."""
+    accuracy = {name: {"unlabeled": estimate(v), "rep2_clean": {"value": v - 0.005, "ci": [v - 0.02, v]}}
+                for name, v in (("model", 0.98), ("baseline", 0.96), ("oracle", 0.99))}
+    per_seed = {arm: {"rep1_clean": [0.97, 0.97, 0.98], "unlabeled": [0.97, 0.96, 0.98],
+                      "rep2_clean": [0.95, 0.97, 0.96]} for arm in MODEL_ARMS}
+    gains = gains or {"distilled": 0.01, "contrastive_init": -0.002}
+    return plain({"choice": Decision("rule", chosen, {"mean": {}, "std": {}, "gain": gains, "seeds": {}}),
+                  "accuracy": accuracy, "per_seed": per_seed,
+                  "gain_over_baseline": {"unlabeled": estimate(0.02), "rep2_clean": estimate(0.015)},
+                  "gain_vs_labels_only": {arm: {"unlabeled": estimate(0.001 * (i + 1)),
+                                                "rep2_clean": estimate(0.002 * (i + 1))}
+                                          for i, arm in enumerate(MODEL_ARMS[1:])},
+                  "images_per_second_cpu": {"model": 1234.0}})
+
+
+def test_summary_of_notebook_03_uses_the_model_and_the_baseline():
+    keys = summary({"03_classification": classification_results("distilled")})
     assert keys["classification.accuracy.unlabeled"] == 0.98
     assert keys["classification.accuracy.unlabeled_ci"] == pytest.approx([0.97, 0.99])
     assert keys["baseline.accuracy.rep2_clean"] == pytest.approx(0.955)
     assert keys["classification.accuracy.oracle_rep2_clean"] == pytest.approx(0.985)
-    assert keys["inference.images_per_second_cpu"] == 1234.0
+    assert keys["classification.gain_over_baseline.unlabeled"] == pytest.approx(0.02)
+    assert keys["classification.gain_over_baseline.rep2_clean_ci"] == pytest.approx([0.005, 0.025])
+    # the chosen arm uses the unlabeled images: its gain over the labels-only arm
+    assert keys["classification.gain_from_unlabeled.unlabeled"] == pytest.approx(0.001)
+    assert keys["classification.gain_from_unlabeled.rep2_clean"] == pytest.approx(0.002)
     assert keys["seeds.classification.accuracy.unlabeled_std"] == pytest.approx(0.01)
+    assert "inference.images_per_second_cpu" not in keys  # notebook 04 times the deployed bundle
     assert not any(key.startswith(("ood.", "embedding.")) for key in keys)  # notebook 04 has not run
+
+
+def test_the_gain_from_unlabeled_images_is_the_chosen_arms_or_the_closest_ones():
+    chosen = classification_results("contrastive_init")
+    assert unlabeled_arm(chosen) == "contrastive_init"
+    assert summary({"03_classification": chosen})["classification.gain_from_unlabeled.unlabeled"] == \
+        pytest.approx(0.002)
+    # labels only chosen: the arm that came closest on set 1 measures what the unlabeled images add
+    for gains, closest in (({"distilled": -0.01, "contrastive_init": -0.002}, "contrastive_init"),
+                           ({"distilled": 0.001, "contrastive_init": -0.002}, "distilled")):
+        results = classification_results("labels_only", gains)
+        assert unlabeled_arm(results) == closest
+        assert summary({"03_classification": results})["classification.gain_from_unlabeled.unlabeled"] == \
+            pytest.approx(results["gain_vs_labels_only"][closest]["unlabeled"]["value"])
 
 
 def test_nothing_ran_gives_an_empty_summary():
@@ -40,3 +69,23 @@ def test_plain_turns_records_and_numpy_into_json_values():
 
 def test_flat_gives_dotted_keys():
     assert flat({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": 2}) == {"a.b": 1, "a.c.d": [1, 2], "e": 2}
+
+
+def test_parts_systems_and_arms_have_names_everywhere():
+    from lib import bundle
+    from lib.render import names
+    from lib.results import COMBINATIONS, FEATURE_PARTS, PARTS, REFERENCE_SCORES, SYSTEMS
+
+    assert PARTS == ("stage_1", "stage_2", "stage_3", "description", "knn", "energy", "reconstruction", "frame")
+    assert FEATURE_PARTS == PARTS[:4] and len(bundle.FEATURES) == len(FEATURE_PARTS)
+    assert COMBINATIONS["features_knn_energy_frame"] == (*FEATURE_PARTS, "knn", "energy", "frame")
+    assert COMBINATIONS["every_part"] == PARTS and all(set(parts) <= set(PARTS) for parts in COMBINATIONS.values())
+    assert "energy" not in REFERENCE_SCORES  # a part of our evidence now
+    assert "model" in SYSTEMS and not any(name.startswith("model_") for name in SYSTEMS)
+    assert MODEL_ARMS == ("labels_only", "distilled", "contrastive_init")
+    assert set(names.SYSTEMS) == set(SYSTEMS)
+    # every arm, and the labels-only convergence check (trained, shown, never a candidate)
+    assert tuple(arm for arm in names.ARMS if arm != "labels_only_long") == MODEL_ARMS
+    assert "labels_only_long" in names.ARMS and "labels_only_long" not in MODEL_ARMS
+    assert set(COMBINATIONS) | set(REFERENCE_SCORES) <= set(names.SCORES)
+    assert tuple(names.PART_COLUMNS) == PARTS

@@ -2,7 +2,7 @@
 with training from scratch, and the record the report's variables are made from."""
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,20 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from lib.config import ClassifierConfig, ContrastiveConfig, Transfer, get_profile, override
+from lib.config import CNNConfig, Transfer, get_profile, override
 from lib.data import Assignment
 from lib.data.digits import upscale_pad
 from lib.data.replica import FOREIGN, IN_DISTRIBUTION, pad
 from lib.eval import metrics
 from lib.experiments import transfer
-from lib.nn.contrastive import Classifier
+from lib.nn.cnn import CNN
+from lib.nn.infer import batched
 from lib.render import tables
 from lib.render.format import with_ci
 from lib.render.variables import effect_phrase, effect_word, ranking, transfer_variables
-from lib.train.runs import finetune
+from lib.train import checkpoint
+from lib.train.runs import contrastive_cnn, train_cnn, weights_fingerprint
 from lib.workspace import Workspace
 
-TINY = ContrastiveConfig(width=4, depth=0, features=16, decoder=False)
+TINY = CNNConfig(widths=(4, 4, 8, 8, 8, 8), description_dim=10, decoder=True)  # the model's network, tiny
 NAMES = tuple(f"class {i}" for i in range(10))
 
 
@@ -127,32 +129,53 @@ def one_thread():
     torch.set_num_threads(previous)
 
 
+def tiny_ctx(tmp_path=None, changes=None):
+    profile = override(get_profile("smoke"), {"model.network": TINY, **(changes or {})})
+    return SimpleNamespace(profile=profile, seed=0, device=torch.device("cpu"),
+                           ws=tmp_path and Workspace(tmp_path), checkpoints=tmp_path and tmp_path / "checkpoints")
+
+
+def test_the_study_network_is_the_models_without_its_decoder():
+    ctx = tiny_ctx()
+    assert transfer.network(ctx) == replace(TINY, decoder=False)
+    assert transfer.network(ctx, 10) == replace(TINY, decoder=False, n_classes=10)
+    torch.manual_seed(0)
+    model = CNN(transfer.network(ctx))
+    x = np.random.default_rng(0).integers(0, 256, (6, 1, 32, 32), dtype=np.uint8)
+    z = transfer.description(model, x)
+    assert z.shape == (6, 10)
+    np.testing.assert_array_equal(z, batched(model.outputs, x)["z"])
+
+
 def test_supervised_source_learns_saves_and_reloads(tmp_path, one_thread):
     x, y = bars()
-    settings = replace(Transfer().source, training=replace(Transfer().source.training, steps=25, batch=16, lr=5e-3),
-                       eval_every=25)
+    ctx = tiny_ctx()
+    settings = replace(Transfer().source, steps=25, batch=16, lr=2e-2)
     messages = []
 
-    def run(root, name, n_classes=4, pretrained=None):
-        return finetune(settings, TINY, x, y, root, name, seed=0, n_classes=n_classes, pretrained=pretrained,
-                        evaluate=transfer.heldout_accuracy(x, y, 25), log=messages.append, progress=False)
+    def run(network, name, init=None, training=settings, labels=y):
+        return train_cnn(network, training, x, labels, tmp_path, name, seed=0, init=init, log=messages.append,
+                         progress=False)
 
-    first = run(tmp_path, "src")
-    assert first.history[-1]["heldout_accuracy"] > 0.5 and first.model(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
-    again = run(tmp_path, "src")
+    first = run(transfer.network(ctx, 4), "src")
+    assert (batched(first.model, x).argmax(1) == y).mean() > 0.5
+    assert first.model(torch.zeros(2, 1, 32, 32)).shape == (2, 4) and not hasattr(first.model, "decoder")
+    again = run(transfer.network(ctx, 4), "src")
     assert messages[-1].endswith("already trained, loaded") and again.folder == first.folder
-    assert again.history[-1]["heldout_accuracy"] == first.history[-1]["heldout_accuracy"]
     for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
-    # the 5-way classifier of fine-tuning takes the source's encoder, not its head
-    target = Classifier(ClassifierConfig(encoder=TINY, n_classes=5))
-    target.load_encoder(first.model)
-    for a, b in zip(target.encoder.state_dict().values(), first.model.encoder.state_dict().values()):
-        assert torch.equal(a, b)
-    # a run that starts from a pretrained encoder is another run: its own folder
-    assert run(tmp_path, "src", n_classes=4, pretrained=first.model).folder != first.folder
-    with pytest.raises(ValueError, match="labels go up to"):
-        run(tmp_path, "bad", n_classes=3)
+    # fine-tuning's 5-way network takes the source's backbone and description, not its 4-way head
+    frozen = replace(settings, lr=0.0, steps=1)  # no step moves a weight: the copied start stays visible
+    tuned = run(transfer.network(ctx), "ft", init=first.model, training=frozen, labels=y % 5)
+    source = dict(first.model.named_parameters())
+    for name, value in tuned.model.named_parameters():
+        if name.startswith(("stages.", "describe.")):
+            assert torch.equal(value, source[name]), name
+    assert tuned.model.head.weight.shape[0] == 5
+    # a run that starts from a source is another run than from scratch: its own folder and key
+    scratch = run(transfer.network(ctx), "ft", training=frozen, labels=y % 5)
+    assert scratch.folder != tuned.folder
+    assert checkpoint.read(tuned.folder)["training"]["key"]["init"] == weights_fingerprint(first.model)
 
 
 # --------------------------------------------------------------------------- words, numbers, rankings
@@ -228,7 +251,7 @@ def test_source_examples_take_the_first_images_of_every_class():
     assert [int(image[0]) for image in transfer.per_class(x, y, 3, 2)] == [0, 3, 1, 4, 2, 5]
 
 
-RUN = ("scratch", "in_domain_matched", "foreign_contrastive", "foreign_supervised", "digits")  # notebook 02 missing
+RUN = ("scratch", "foreign_contrastive", "foreign_supervised", "digits")  # notebook 03's pretraining missing
 
 
 def fake_runs(sources=RUN, budgets=(10, 30), n_eval=200, seed=0):
@@ -268,7 +291,7 @@ def test_gains_tables_curves_record_and_report_variables():
     assert list(table["source"]) == [tables.SOURCE_NAMES[k] for k in RUN]
     assert list(table.columns) == ["source", "10 labels", "30 labels"]
     ood = tables.transfer_ood({key: run.auroc for key, run in runs.items()}, auroc_gain, 30, with_origin=True)
-    assert ood["foreign: change vs scratch"].iloc[0] == "—" and ood["foreign: change vs scratch"].iloc[4][0] in "+-"
+    assert ood["foreign: change vs scratch"].iloc[0] == "—" and ood["foreign: change vs scratch"].iloc[-1][0] in "+-"
     frozen, tuned, gain = transfer.accuracy_curves({key: run.accuracy for key, run in runs.items()}, runs, gains,
                                                    budgets)
     assert list(frozen) == list(tuned) == list(RUN) and "scratch" not in gain
@@ -277,8 +300,7 @@ def test_gains_tables_curves_record_and_report_variables():
 
     # record -> JSON -> the report's variables
     sources = transfer.Sources({k: None for k in RUN},
-                               {"in_domain_matched": {"images": 40, "epochs": 2, "seconds": 3.0},
-                                "digits": {"images": 1438, "epochs": 1.5, "seconds": 2.0, "heldout": 0.9889},
+                               {"digits": {"images": 1438, "epochs": 1.5, "seconds": 2.0, "heldout": 0.9889},
                                 "foreign_supervised": {"images": 23400, "epochs": 1, "seconds": 1.0,
                                                        "heldout": 0.769},
                                 "foreign_contrastive": {"images": 26000, "epochs": 2, "seconds": 1.0}})
@@ -288,7 +310,9 @@ def test_gains_tables_curves_record_and_report_variables():
     out = transfer.record(ctx, ev, pool(26000), pool(1797), sources, probe, runs, gains, auroc_gain, 12.3)
     out = json.loads(json.dumps(out, sort_keys=True))  # what results/05_transfer_learning.json holds
     assert out["sources"]["digits"]["frozen_linear_head_accuracy"]["30"] == probe[("digits", 30)]
-    assert not out["notebook_02_encoder"] and out["rep1_anomalies"] == {"foreign": 6, "corrupted": 6}
+    assert out["sources_order"] == list(transfer.SOURCES) == list(tables.SOURCE_NAMES)
+    assert out["architecture"] == json.loads(json.dumps(asdict(transfer.network(ctx))))
+    assert not out["in_domain_source"] and out["rep1_anomalies"] == {"foreign": 6, "corrupted": 6}
     variables = transfer_variables({"05_transfer_learning": out})
     assert variables["budgets"] == "10 and 30" and variables["n_digits"] == "1,797"
     assert variables["n_digits_supervised"] == "1,438" and variables["heldout_digits"] == "98.9"
@@ -308,28 +332,29 @@ def test_gains_tables_curves_record_and_report_variables():
 
 def test_notebook_05_steps_on_a_tiny_assignment(tmp_path, one_thread):
     """pretrain_sources -> probe_sources -> finetune_grid -> record on 40 images per set with tiny budgets: every
-    source and budget is measured; supervised sources train on all but their held-out part."""
+    source and budget is measured; supervised sources train on all but their held-out part; the in-domain source
+    is the model's own contrastive pretraining once notebook 03 has recorded it."""
     data = fake_assignment()
-    profile = override(get_profile("smoke"), {
-        "report.bootstrap": 20, "pretraining.contrastive.network": replace(TINY, decoder=True),
-        "transfer.contrastive.epochs": 1, "transfer.contrastive.batch": 20,
-        "transfer.source.training.steps": 3, "transfer.source.training.batch": 8, "transfer.source.eval_every": 3,
-        "transfer.finetune.training.steps": 3, "transfer.finetune.training.batch": 8,
-        "transfer.finetune.eval_every": 3, "transfer.budgets": (10,), "transfer.eval_images": 30})
-    ctx = SimpleNamespace(profile=profile, seed=0, device=torch.device("cpu"), ws=Workspace(tmp_path),
-                          data=data, answer_key=fake_key(), checkpoints=tmp_path / "checkpoints")
+    ctx = tiny_ctx(tmp_path, {
+        "report.bootstrap": 20, "model.pretraining.epochs": 1, "model.pretraining.batch": 20,
+        "transfer.source.steps": 3, "transfer.source.batch": 8, "transfer.finetune.steps": 3,
+        "transfer.finetune.batch": 8, "transfer.budgets": (10,), "transfer.eval_images": 30})
+    ctx.data, ctx.answer_key, profile = data, fake_key(), ctx.profile
     images, labels = fake_fashion()
     foreign = transfer.foreign_source(images, labels, [data.rep1_x, data.rep2_x], NAMES)
     digits = transfer.digits_source()
     digits = transfer.SourcePool(digits.x[:50], digits.y[:50], digits.class_names, 50, 0)
 
-    sources = transfer.pretrain_sources(ctx, foreign, digits, log=lambda message: None)
-    assert list(sources.models) == ["scratch", "in_domain_matched", "foreign_contrastive", "foreign_supervised",
-                                    "digits"]  # notebook 02 has not run: no in-domain encoder
+    messages = []
+    sources = transfer.pretrain_sources(ctx, foreign, digits, log=messages.append)
+    assert list(sources.models) == ["scratch", "foreign_contrastive", "foreign_supervised", "digits"]
+    assert any("notebook 03 has not run" in message for message in messages)  # no in-domain source
     assert sources.info["digits"]["images"] == 40 and sources.info["foreign_supervised"]["images"] == 27
     assert sources.info["digits"]["epochs"] == pytest.approx(3 * 8 / 40)
     assert 0 <= sources.info["digits"]["heldout"] <= 1
-    assert sources.info["in_domain_matched"]["images"] == 40
+    assert sources.info["foreign_contrastive"]["images"] == 30  # the whole (filtered) foreign pool, < 40
+    assert sources.models["digits"].config.n_classes == 10 and sources.models["foreign_supervised"].config == \
+        transfer.network(ctx, 5)
 
     ev = transfer.evaluation(data, ctx.answer_key, profile.transfer, 0.2, seed=0)
     probe = transfer.probe_sources(ctx, sources, ev)
@@ -339,9 +364,31 @@ def test_notebook_05_steps_on_a_tiny_assignment(tmp_path, one_thread):
     assert run.correct.shape == (30,) and run.accuracy["value"] == pytest.approx(run.correct.mean())
     assert set(run.scores) == {"mahalanobis", "msp"} and run.scores["mahalanobis"].shape == (46,)
     assert set(run.auroc["mahalanobis"]) == {"all", "foreign", "corrupted"}
+    assert 0 <= run.val_accuracy <= 1
     gains = transfer.accuracy_gains(runs, n_resamples=20, seed=0)
     auroc_gain = transfer.auroc_gains(runs, ev, n_resamples=20, seed=0)
     out = transfer.record(ctx, ev, foreign, digits, sources, probe, runs, gains, auroc_gain, 1.0)
     out = json.loads(json.dumps(out))
     assert out["leakage_filter"] == {"foreign_candidates": 30, "excluded": 0, "used": 30}
     assert transfer_variables({"05_transfer_learning": out})["in_domain_status"].startswith("not available")
+
+    # notebook 03 recorded the model's contrastive pretraining (with its decoder): it is the in-domain source
+    model = profile.model
+    pretraining = contrastive_cnn(model.network, model.pretraining, data.unlabeled, ctx.checkpoints,
+                                  "model_contrastive_pretraining", 0, model.temperature, progress=False,
+                                  log=lambda message: None)
+    ctx.ws.write_results("03_classification", {"pretraining_checkpoint": ctx.ws.relative(pretraining.folder)})
+    sources = transfer.pretrain_sources(ctx, foreign, digits, log=lambda message: None)
+    assert list(sources.models) == list(transfer.SOURCES)
+    assert sources.info["in_domain"]["images"] == 40 and sources.info["in_domain"]["epochs"] == 1
+    assert sources.models["in_domain"].config == model.network
+    runs = transfer.finetune_grid(ctx, sources, ev)
+    tuned = runs[("in_domain", ev.budgets[-1])]
+    assert tuned.correct.shape == (30,)
+    out = transfer.record(ctx, ev, foreign, digits, sources, transfer.probe_sources(ctx, sources, ev), runs,
+                          transfer.accuracy_gains(runs, n_resamples=20, seed=0),
+                          transfer.auroc_gains(runs, ev, n_resamples=20, seed=0), 1.0)
+    out = json.loads(json.dumps(out))
+    assert out["in_domain_source"]
+    variables = transfer_variables({"05_transfer_learning": out})
+    assert variables["in_domain_status"] == "1 epochs" and variables["acc_in_domain_small"] != "n/a"

@@ -307,10 +307,18 @@ def mean_difference(a, b, weights=None):
     return w @ d / w.sum(axis=1)
 
 
-@_weighted(stratify_by=2)
-def auroc_difference(scores_a, scores_b, is_anomaly, weights=None):
-    """AUROC(a) - AUROC(b) for the same labels (per resample with `weights`)."""
-    return auroc(scores_a, is_anomaly, weights=weights) - auroc(scores_b, is_anomaly, weights=weights)
+def detection_difference(metric):
+    """metric(a) - metric(b) of two scores of the same items (per resample with `weights`), for a detection metric
+    of this module (`auroc`, `average_precision`, `fpr_at_tpr`); resamples keep the number of anomalies."""
+
+    @_weighted(stratify_by=2)
+    def difference(scores_a, scores_b, is_anomaly, weights=None):
+        return metric(scores_a, is_anomaly, weights=weights) - metric(scores_b, is_anomaly, weights=weights)
+
+    return difference
+
+
+auroc_difference = detection_difference(auroc)
 
 
 def paired_difference(correct_a, correct_b, n_resamples: int, seed: int, level: float = 0.95) -> dict:
@@ -324,11 +332,18 @@ def paired_difference(correct_a, correct_b, n_resamples: int, seed: int, level: 
     return metric_with_ci(mean_difference, a, b, n_resamples=n_resamples, seed=seed, level=level)
 
 
-def paired_auroc_difference(scores_a, scores_b, is_anomaly, n_resamples: int, seed: int, level: float = 0.95) -> dict:
-    """AUROC(a) - AUROC(b) on the same items, with a paired bootstrap interval; anomalies and normal images are
-    resampled separately (their numbers stay fixed, as in `auroc`'s own intervals)."""
+def paired_detection_difference(metric, scores_a, scores_b, is_anomaly, n_resamples: int, seed: int,
+                                level: float = 0.95) -> dict:
+    """metric(a) - metric(b) on the same items, with a paired bootstrap interval; anomalies and normal images are
+    resampled separately (their numbers stay fixed, as in the metric's own intervals)."""
     a, b = np.asarray(scores_a, dtype=np.float64), np.asarray(scores_b, dtype=np.float64)
     positive = np.asarray(is_anomaly, dtype=bool)
     if a.shape != b.shape or a.shape != positive.shape:
         raise ValueError(f"scores {a.shape}, {b.shape} and labels {positive.shape} must have the same shape")
-    return metric_with_ci(auroc_difference, a, b, positive, n_resamples=n_resamples, seed=seed, level=level)
+    return metric_with_ci(detection_difference(metric), a, b, positive, n_resamples=n_resamples, seed=seed,
+                          level=level)
+
+
+def paired_auroc_difference(scores_a, scores_b, is_anomaly, n_resamples: int, seed: int, level: float = 0.95) -> dict:
+    """AUROC(a) - AUROC(b) on the same items, with a paired bootstrap interval."""
+    return paired_detection_difference(auroc, scores_a, scores_b, is_anomaly, n_resamples, seed, level)

@@ -22,27 +22,40 @@ from lib.results import Decision
 
 CHOICE_SET = "rep1"  # representative set 1: every choice
 CHOICE_CLEAN = "rep1_clean"  # its clean images: the choice between the model's variants
-VARIANT_RULE = ("the richer variant if its mean accuracy over seeds on set 1's clean images exceeds the simpler "
-                "one's by more than the larger seed standard deviation")
+VARIANT_RULE = ("the richer variant with the highest mean accuracy over seeds on set 1's clean images, if that mean "
+                "exceeds the simpler variant's by more than the larger of the two seed standard deviations; else the "
+                "simpler variant")
 SCORE_RULE = "the highest ROC AUC on set 1 (ties: average precision, then listing order)"
 THRESHOLD_RULE = "the best anomaly F1 on set 1"
 
 
-def choose_variant(per_seed: dict[str, dict[str, list[float]]], simpler: str, richer: str) -> Decision:
-    """`richer` if its mean accuracy over seeds on set 1's clean images exceeds `simpler`'s by more than the
-    larger of the two seed standard deviations; else `simpler`. With one seed there is no spread to beat, so
-    the simpler variant stays.
+def choose_variant(per_seed: dict[str, dict[str, list[float]]], simpler: str,
+                   richer: str | list[str]) -> Decision:
+    """Among the `richer` variants (one name or several), those whose mean accuracy over seeds on set 1's clean
+    images exceeds `simpler`'s by more than the larger of the two seed standard deviations; of them the one with
+    the highest mean (ties: listing order); if none, `simpler`. With one seed there is no spread to beat, so the
+    simpler variant stays.
 
     `per_seed[variant][set]`: one accuracy per seed; sets other than set 1's clean images are never read.
     """
-    simple, rich = (np.asarray(per_seed[name][CHOICE_CLEAN], dtype=float) for name in (simpler, richer))
-    evidence = {"mean": {simpler: float(simple.mean()), richer: float(rich.mean())},
-                "gain": float(rich.mean() - simple.mean()), "seeds": int(min(len(simple), len(rich)))}
-    if min(len(simple), len(rich)) < 2:
-        return Decision(VARIANT_RULE, simpler, {**evidence, "spread": None})
-    spread = max(simple.std(ddof=1), rich.std(ddof=1))
-    chosen = richer if rich.mean() - simple.mean() > spread else simpler
-    return Decision(VARIANT_RULE, chosen, {**evidence, "spread": float(spread)})
+    candidates = [richer] if isinstance(richer, str) else list(richer)
+    simple = np.asarray(per_seed[simpler][CHOICE_CLEAN], dtype=float)
+    evidence = {"mean": {simpler: float(simple.mean())}, "std": {simpler: _std(simple)}, "gain": {},
+                "seeds": {simpler: len(simple)}}
+    eligible = []
+    for name in candidates:
+        rich = np.asarray(per_seed[name][CHOICE_CLEAN], dtype=float)
+        gain = float(rich.mean() - simple.mean())
+        evidence["mean"][name], evidence["std"][name] = float(rich.mean()), _std(rich)
+        evidence["gain"][name], evidence["seeds"][name] = gain, len(rich)
+        if min(len(simple), len(rich)) >= 2 and gain > max(simple.std(ddof=1), rich.std(ddof=1)):
+            eligible.append(name)
+    chosen = max(eligible, key=lambda name: (evidence["mean"][name], -candidates.index(name)), default=simpler)
+    return Decision(VARIANT_RULE, chosen, evidence)
+
+
+def _std(values: np.ndarray) -> float | None:
+    return float(values.std(ddof=1)) if len(values) >= 2 else None
 
 
 def score_table(scores: dict[str, dict[str, np.ndarray]], is_anomaly: dict[str, np.ndarray]) -> list[dict]:

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from lib.bundle import FEATURES, FinalModel
+from lib.bundle import FEATURES, KNN_FEATURES, FinalModel
 from lib.data import ANOMALY
 from lib.data.unseen import load_unseen_set
-from lib.detect import KNN, Energy, Mahalanobis, MaxSoftmax
+from lib.detect import KNN, Mahalanobis, MaxSoftmax
 from lib.eval import embedding, metrics, protocol
 from lib.nn.infer import batched, device_of
 from lib.results import COMBINATIONS, PARTS, Estimate
@@ -58,8 +58,8 @@ def baseline_scores(baseline, data) -> dict[str, np.ndarray]:
 
 
 def reference_scores(ctx, models: dict, network) -> dict[str, dict[str, np.ndarray]]:
-    """scores[id][set] on SCORED of the comparison systems' scores and of the common detectors on our classifier's
-    logits (maximum softmax probability, energy)."""
+    """scores[id][set] on SCORED of the comparison systems' scores and of the maximum softmax probability of our
+    classifier (its energy is a part of our evidence)."""
     data, settings = ctx.data, ctx.profile.anomaly
     sets = {"unlabeled": data.unlabeled, "rep1": data.rep1_x, "rep2": data.rep2_x}
     contrastive = {name: batched(models["contrastive"].embed, images) for name, images in sets.items()}
@@ -78,7 +78,6 @@ def reference_scores(ctx, models: dict, network) -> dict[str, dict[str, np.ndarr
         "vae_elbo": {s: elbo(sets[s]) for s in SCORED},
         "knn_contrastive": {s: knn.score(contrastive[s]) for s in SCORED},
         "msp": {s: MaxSoftmax().score(logits[s]) for s in SCORED},
-        "energy": {s: Energy().score(logits[s]) for s in SCORED},
         "baseline_mahalanobis": baseline_scores(models["baseline"], data),
     }
 
@@ -87,14 +86,21 @@ def combination_weights(name: str) -> np.ndarray:
     return np.array([float(part in COMBINATIONS[name]) for part in PARTS])
 
 
-def fit_evidence(network, data) -> FinalModel:
-    """The deployed model before its choice: the network, one Mahalanobis detector per feature part fitted on
-    the labeled images and the unlabeled ones with the network's own labels, every part standardised on the
-    unlabeled images. In-distribution training data only."""
+def fit_evidence(network, data, settings, seed: int) -> FinalModel:
+    """The deployed model before its choice: the network; one Mahalanobis detector per feature part fitted on
+    the labeled images and the unlabeled ones with the network's own labels; the kNN detector's bank, a random
+    `settings.knn_bank` of the unlabeled images' last-stage features (at most half of them; `settings`: the
+    profile's `anomaly`); every part standardised on the other unlabeled images (the bank's own would find
+    themselves in it).
+    In-distribution training data only."""
     labeled, unlabeled = network_outputs(network, data.labeled_x), network_outputs(network, data.unlabeled)
     y = np.concatenate([data.labeled_y, unlabeled["logits"].argmax(1)])
-    detectors = [mahalanobis_on(np.concatenate([labeled[name], unlabeled[name]]), y) for name in FEATURES]
-    return FinalModel(network.cpu().eval(), detectors).standardise_on(data.unlabeled)
+    mahalanobis = [mahalanobis_on(np.concatenate([labeled[name], unlabeled[name]]), y) for name in FEATURES]
+    in_bank = np.zeros(len(data.unlabeled), dtype=bool)
+    bank = min(settings.knn_bank, len(data.unlabeled) // 2)
+    in_bank[np.random.default_rng(seed).permutation(len(data.unlabeled))[:bank]] = True
+    knn = KNN(k=settings.knn_k).fit(unlabeled[KNN_FEATURES][in_bank])
+    return FinalModel(network.cpu().eval(), mahalanobis, knn).standardise_on(data.unlabeled[~in_bank])
 
 
 def combination_scores(model: FinalModel, images: dict[str, np.ndarray]) -> tuple[dict, dict]:
@@ -116,16 +122,29 @@ def deploy(model: FinalModel, chosen: str, rep1_scores: np.ndarray, rep1_is_anom
     return model
 
 
+DETECTION = {"auroc": metrics.auroc, "average_precision": metrics.average_precision,
+             "fpr_at_95_tpr": metrics.fpr_at_tpr}
+
+
 def baseline_estimates(baseline_rep2: np.ndarray, flags: np.ndarray, n_resamples: int, seed: int) -> dict:
-    """ROC AUC and average precision of the plain CNN's score on set 2, with intervals."""
+    """ROC AUC, average precision and FPR95 of the plain CNN's score on set 2, with intervals."""
     return {name: Estimate(**metrics.metric_with_ci(metric, baseline_rep2, flags, n_resamples=n_resamples, seed=seed))
-            for name, metric in (("auroc", metrics.auroc), ("average_precision", metrics.average_precision))}
+            for name, metric in DETECTION.items()}
 
 
-def seed_metrics(network, data, chosen: str, flags: dict, answer_key: dict | None) -> dict[str, float | None]:
+def versus_baseline(ours_rep2: np.ndarray, baseline_rep2: np.ndarray, flags: np.ndarray, n_resamples: int,
+                    seed: int) -> dict:
+    """Our deployed score minus the plain CNN's on set 2, per detection metric, paired over the same images."""
+    return {name: Estimate(**metrics.paired_detection_difference(metric, ours_rep2, baseline_rep2, flags,
+                                                                 n_resamples, seed))
+            for name, metric in DETECTION.items()}
+
+
+def seed_metrics(network, data, settings, seed: int, chosen: str, flags: dict,
+                 answer_key: dict | None) -> dict[str, float | None]:
     """The complete model rebuilt from one seed's network (evidence, the chosen combination, its set-1
     threshold) and its numbers on set 2 and the unlabeled images, without bootstrap."""
-    model = fit_evidence(network, data)
+    model = fit_evidence(network, data, settings, seed)
     _, scores = combination_scores(model, {"rep1": data.rep1_x, "rep2": data.rep2_x})
     model = deploy(model, chosen, scores[chosen]["rep1"], flags["rep1"])
     rep2 = scores[chosen]["rep2"]
@@ -224,3 +243,38 @@ def unseen_kinds(scores: np.ndarray, check, threshold: float) -> dict:
     clean = check.kind == "clean"
     return {"kinds": rows, "clean_images": int(clean.sum()), "clean_flagged": float((scores[clean] > threshold).mean()),
             "digest": check.digest()}
+
+
+def unpadded(images: np.ndarray) -> np.ndarray:
+    """The same articles without the zero border: the inner 28x28 of each uint8 image (n, 1, 32, 32) zoomed
+    bilinearly to fill the whole 32x32 frame, as images from a source that does not pad would look."""
+    x = torch.as_tensor(images[:, :, 2:-2, 2:-2]).float()
+    x = torch.nn.functional.interpolate(x, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def frame_study(model: FinalModel, chosen: str, parts: dict[str, np.ndarray], flags: dict, data,
+                check) -> dict | None:
+    """The chosen score with and without its frame part (None when it has none): detection on set 2 and on the
+    unseen kinds, and the share of set 2's clean images flagged as they are and unpadded (`unpadded`), each
+    score with its own threshold fixed on set 1. The frame part reads the replica's zero padding."""
+    if "frame" not in COMBINATIONS[chosen]:
+        return None
+    with_frame = combination_weights(chosen)
+    clean = data.rep2_x[~flags["rep2"]]
+    evidence = {"unpadded": model.evidence(unpadded(clean)), "check": model.evidence(check.x) if check else None}
+    out = {}
+    for name, weights in (("with", with_frame), ("without", with_frame * (np.array(PARTS) != "frame"))):
+        rep1, rep2 = parts["rep1"] @ weights, parts["rep2"] @ weights
+        threshold = protocol.fix_threshold({"rep1": rep1}, {"rep1": flags["rep1"]})
+        row = {"auroc_rep2": metrics.auroc(rep2, flags["rep2"]),
+               "ap_rep2": metrics.average_precision(rep2, flags["rep2"]),
+               "fpr95_rep2": metrics.fpr_at_tpr(rep2, flags["rep2"]), "threshold": threshold,
+               "flagged_clean_rep2": float((rep2[~flags["rep2"]] > threshold).mean()),
+               "flagged_unpadded_rep2": float((evidence["unpadded"] @ weights > threshold).mean())}
+        if check is not None:
+            scores = evidence["check"] @ weights
+            row["unseen_auroc"] = {kind: metrics.auroc(scores[check.pair(kind)], check.is_anomaly[check.pair(kind)])
+                                   for kind in check.kinds}
+        out[name] = row
+    return out

@@ -4,7 +4,6 @@ speed), the plain baseline, and the project's model without and with the unlabel
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
@@ -18,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lib.data import ANOMALY
-from lib.eval import metrics, protocol
+from lib.eval import metrics
 from lib.nn.infer import batched
 from lib.nn.registry import count_parameters
 from lib.results import Estimate, plain
@@ -75,24 +74,6 @@ class Stacking:
 
     def predict_proba(self, probs: list[np.ndarray]) -> np.ndarray:
         return self.meta.predict_proba(np.log(np.clip(np.concatenate(probs, axis=1), 1e-6, 1.0)))
-
-
-def inference_rate(predict, images: np.ndarray, threads: int = 2, repeats: int = 3) -> float:
-    """Images per second of `predict(images)` on the CPU with `threads` threads (best of `repeats`)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        predict(images[:256])  # warm-up: first-call allocation and kernel selection
-        best = min(_timed(predict, images) for _ in range(repeats))
-    finally:
-        torch.set_num_threads(previous)
-    return len(images) / best
-
-
-def _timed(function, argument) -> float:
-    start = time.perf_counter()
-    function(argument)
-    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- the data of the study
@@ -161,16 +142,6 @@ def train_networks(ctx, split: Split, contrastive) -> dict[str, TrainResult]:
     return trained
 
 
-def train_oracle(ctx, split: Split, contrastive) -> TrainResult:
-    """The same architecture from the contrastive encoder, trained with every label (the answer key's too):
-    an upper bound, evaluated out of sample, never a candidate."""
-    return finetune(ctx.profile.classification.oracle, ctx.profile.pretraining.contrastive.network,
-                    np.concatenate([split.x_train, ctx.data.unlabeled]),
-                    np.concatenate([split.y_train, ctx.answer_key["unlabeled_class"]]), ctx.checkpoints, "oracle",
-                    ctx.seed, pretrained=contrastive, evaluate=validation(split.x_val, split.y_val),
-                    device=ctx.device)
-
-
 def train_baseline(ctx) -> TrainResult:
     """The plain supervised CNN on all 2,000 labels: the reference to beat."""
     settings = ctx.profile.baseline
@@ -178,62 +149,17 @@ def train_baseline(ctx) -> TrainResult:
                      "baseline", ctx.seed, device=ctx.device)
 
 
-def baseline_and_oracle(ctx, split: Split, baseline: TrainResult, contrastive) -> dict[str, System]:
-    """The plain baseline and, with the answer key, the oracle (an upper bound, not a candidate) as systems."""
-    systems = {"baseline": network_system(baseline, len(ctx.data.labeled_y), "none", 0)}
-    if ctx.answer_key is not None:
-        oracle = train_oracle(ctx, split, contrastive)
-        systems["oracle"] = network_system(oracle, len(split.y_train) + len(ctx.data.unlabeled),
-                                           "all, with true labels", len(ctx.data.unlabeled))
-    return systems
+def clean_set1(data) -> tuple[np.ndarray, np.ndarray]:
+    """Representative set 1's clean images and classes (they choose the model's arm)."""
+    clean = data.rep1_y != ANOMALY
+    return data.rep1_x[clean], data.rep1_y[clean]
 
 
-# --------------------------------------------------------------------------- the project's model
-
-
-def pseudo_labels(logits: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, labels) of the images whose softmax maximum reaches `confidence`."""
-    probabilities = softmax(logits, axis=1)
-    keep = np.flatnonzero(probabilities.max(1) >= confidence)
-    return keep, probabilities[keep].argmax(1)
-
-
-def train_model_variants(ctx) -> tuple[dict[str, dict[int, TrainResult]], dict]:
-    """The project's model in both variants, each with every seed of `model.seeds` and the same number of steps:
-    on the 2,000 labels alone, and self-trained on the labels plus the unlabeled images that the first seed's
-    labels-only network labels with confidence >= `model.pseudo_confidence`.
-    Returns ({variant: {seed: TrainResult}}, the pseudo-labels {"index", "label"})."""
-    data, settings = ctx.data, ctx.profile.model
-
-    def train(variant, x, y, seed):
-        return train_cnn(settings.network, settings.training, x, y, ctx.checkpoints, f"{variant}_seed{seed}", seed,
-                         settings.reconstruction_weight, ctx.device)
-
-    runs = {"model_labels_only": {seed: train("model_labels_only", data.labeled_x, data.labeled_y, seed)
-                                  for seed in settings.seeds}}
-    teacher = runs["model_labels_only"][settings.seeds[0]].model
-    index, labels = pseudo_labels(batched(teacher, data.unlabeled), settings.pseudo_confidence)
-    x, y = np.concatenate([data.labeled_x, data.unlabeled[index]]), np.concatenate([data.labeled_y, labels])
-    runs["model_self_trained"] = {seed: train("model_self_trained", x, y, seed) for seed in settings.seeds}
-    return runs, {"index": index, "label": labels}
-
-
-def pseudo_label_accuracy(answer_key: dict | None, pseudo: dict) -> float | None:
-    """The share of pseudo-labels that are right (answer key; None without it)."""
+def teacher_accuracy(answer_key: dict | None, teacher: np.ndarray) -> float | None:
+    """How often the teacher's most probable class of an unlabeled image is right (answer key; None without)."""
     if answer_key is None:
         return None
-    return metrics.accuracy(answer_key["unlabeled_class"][pseudo["index"]], pseudo["label"])
-
-
-def seed_accuracy(runs: dict[str, dict], sets: dict[str, tuple]) -> dict[str, dict[str, list[float]]]:
-    """accuracy[variant][set] = one value per seed."""
-    return {variant: {name: [metrics.accuracy(y, batched(result.model, x).argmax(1)) for result in by_seed.values()]
-                      for name, (x, y) in sets.items()}
-            for variant, by_seed in runs.items()}
-
-
-def choose_variant(per_seed: dict) -> object:
-    return protocol.choose_variant(per_seed, "model_labels_only", "model_self_trained")
+    return metrics.accuracy(answer_key["unlabeled_class"], teacher.argmax(1))
 
 
 # --------------------------------------------------------------------------- every system on the same images
@@ -285,6 +211,28 @@ def catalogue(trained: dict[str, TrainResult], pretrained: dict[str, torch.nn.Mo
     return systems, stacking
 
 
+def reference_systems(ctx, baseline: TrainResult, arms, chosen: str) -> dict[str, System]:
+    """The plain baseline, the oracle (with the answer key: an upper bound, not a candidate) and our model: the
+    first seed's network of the chosen arm, the one deployed."""
+    n_labels, n_unlabeled = len(ctx.data.labeled_y), len(ctx.data.unlabeled)
+    uses = {"labels_only": ("none", 0), "distilled": ("teacher's probabilities", n_unlabeled),
+            "contrastive_init": ("pretraining", n_unlabeled)}[chosen]
+    systems = {"baseline": network_system(baseline, n_labels, "none", 0)}
+    if arms.oracle is not None:
+        systems["oracle"] = network_system(arms.oracle, n_labels + n_unlabeled, "all, with true labels", n_unlabeled)
+    first = ctx.profile.model.seeds[0]
+    systems["model"] = network_system(arms.runs[chosen][first], n_labels, *uses)
+    return systems
+
+
+def gain_over_baseline(probabilities: dict, sets: dict[str, tuple], n_resamples: int, seed: int) -> dict:
+    """Our deployed network's accuracy minus the plain baseline's on each set, paired over the same images."""
+    return {name: Estimate(**metrics.paired_difference(probabilities["model"][name].argmax(1) == y,
+                                                       probabilities["baseline"][name].argmax(1) == y,
+                                                       n_resamples=n_resamples, seed=seed))
+            for name, (_, y) in sets.items() if name != "validation"}
+
+
 def system_info(systems: dict[str, System]) -> dict[str, dict]:
     """What each system used, its size and training time (everything but its predictions)."""
     return {name: {"labels": s.labels, "unlabeled_used": s.unlabeled_used, "unlabeled_images": s.unlabeled_images,
@@ -304,8 +252,9 @@ def no_validation_number(accuracy: dict, stacking: Stacking) -> None:
     """Systems trained on the validation split have no validation accuracy; the stacking meta-learner reports its
     cross-validated accuracy there (no interval)."""
     accuracy["stacking"]["validation"] = Estimate(stacking.cv_accuracy)
-    for name in ("baseline", "model_labels_only", "model_self_trained"):
-        accuracy[name]["validation"] = Estimate(None)
+    for name in ("baseline", "model", "oracle"):
+        if name in accuracy:
+            accuracy[name]["validation"] = Estimate(None)
 
 
 def label_efficiency(ctx, split: Split, trained: dict[str, TrainResult], contrastive,
@@ -341,18 +290,19 @@ def label_efficiency(ctx, split: Split, trained: dict[str, TrainResult], contras
 
 
 def record(ctx, split: Split, systems: dict[str, System], accuracy: dict, rates: dict, choice, per_seed: dict,
-           runs: dict, baseline: TrainResult, pseudo: dict, pseudo_accuracy: float | None, ece: dict,
-           curve: pd.DataFrame, reference: str) -> dict:
+           gains: dict, passes: dict, long_check: dict, arms, baseline: TrainResult, versus_baseline: dict,
+           teacher_accuracy: float | None, ece: dict, curve: pd.DataFrame, reference: str) -> dict:
     """The content of results/03_classification.json."""
     model = ctx.profile.model
     return plain({
         "choice": choice, "model_settings": asdict(model),
         "model_checkpoints": {str(seed): ctx.ws.relative(result.folder)
-                              for seed, result in runs[choice.chosen].items()},
+                              for seed, result in arms.runs[choice.chosen].items()},
         "baseline_checkpoint": ctx.ws.relative(baseline.folder),
-        "per_seed": per_seed, "seeds": list(model.seeds),
-        "pseudo_labels": {"count": len(pseudo["index"]), "accuracy": pseudo_accuracy,
-                          "confidence": model.pseudo_confidence},
+        "pretraining_checkpoint": ctx.ws.relative(arms.pretraining.folder),
+        "per_seed": per_seed, "seeds": list(model.seeds), "gain_vs_labels_only": gains,
+        "passes": passes, "labels_only_long": long_check,
+        "teacher_accuracy": teacher_accuracy, "gain_over_baseline": versus_baseline,
         "split": {"train": len(split.y_train), "validation": len(split.y_val), "seed": ctx.seed},
         "settings": {"fixmatch_steps": ctx.profile.classification.fixmatch.training.steps,
                      "unlabeled_ratio": ctx.profile.classification.fixmatch.unlabeled_ratio,

@@ -76,7 +76,7 @@ def class_examples(data: Assignment, per_class: int) -> list[np.ndarray]:
 
 
 def anomaly_rows(data: Assignment, answer_key: dict | None, per_row: int) -> tuple[list[np.ndarray], list[str]]:
-    """Anomalies of representative set 1, one row per origin, and the row labels.
+    """Anomalies of representative set 1, one group per origin, and the groups' names.
 
     With the answer key: the foreign articles, then every corruption kind (sorted);
     without it, the anomalies in their order, `per_row` at a time (at most four rows).
@@ -145,14 +145,10 @@ def summary(data: Assignment, duplicates: pd.DataFrame, pca_variance: float, is_
 
 
 DATASET_USE = pd.DataFrame([
-    ("unlabeled_data", "26,000 images, no labels, verified clean",
-     "self-supervised pretraining (contrastive, autoencoders); fitting the density of normal data; "
-     "pseudo-labels in semi-supervised fine-tuning", "never for a choice"),
-    ("labeled_data", "2,000 images, 5 classes",
-     "supervised fine-tuning; class-conditional statistics of the embedding",
-     "model selection by a held-out part of it (cross-validation where cheap)"),
-    ("representative_set_1", "1,052 images, ~5 % anomalies",
-     "not trained on", "choosing the anomaly score, fixing its threshold"),
-    ("representative_set_2", "1,052 images, ~5 % anomalies",
-     "not trained on", "final test, touched once, never for a choice"),
-], columns=["dataset", "content", "training", "validation"])
+    ("unlabeled", "26,000, no labels", "distillation inputs (teacher's targets), contrastive pretraining, "
+     "statistics of normal data", "none"),
+    ("labeled", "2,000, 5 classes", "classifier, description, decoder; class statistics",
+     "a fifth held out chooses among the comparison systems"),
+    ("set 1", "1,052, 52 anomalies", "none", "the model's arm (clean images), the anomaly score, its threshold"),
+    ("set 2", "1,052, 52 anomalies", "none", "none: the final test, used once"),
+], columns=["set", "images", "trains", "chooses"])

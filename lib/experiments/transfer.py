@@ -2,10 +2,9 @@
 
 The project's own model may not use pretrained models or outside data; this
 module exists to answer *when transfer would help, how, and when it would hurt*
-with experiments. Every source trains the same architecture as the in-domain
-contrastive model of notebook 02 (`profile.pretraining.contrastive.network`),
-so the cosine-head classifier can copy its encoder before fine-tuning on the
-labels.
+with experiments on the network the project ships (`profile.model.network`,
+without its decoder): every source pretrains it, and it is fine-tuned on the
+labels from the source's backbone and description (`train_cnn(init=...)`).
 
 Sources
 - related: the five Fashion-MNIST classes that are *not* ours (`replica.FOREIGN`),
@@ -16,8 +15,9 @@ Sources
 - mismatched: scikit-learn's bundled 8x8 digits (`lib.data.digits`), upscaled
   bilinearly to 28x28, scaled from 16 grey levels to 0-255 and padded to 32x32.
 
-`pretrain_sources` builds every source (`lib.train.runs`: `pretrain` for the
-contrastive ones, `finetune` with the source's classes for the supervised ones);
+`pretrain_sources` builds every source (`lib.train.runs`: `contrastive_cnn` for
+the contrastive ones, the model's own pretraining being the in-domain one,
+`train_cnn` with the source's classes for the supervised ones);
 `probe_sources` and `finetune_grid` measure them; the comparisons with training
 from scratch are paired (same evaluation images) with bootstrap intervals
 (`lib.eval.metrics.paired_difference`, `paired_auroc_difference`). `record`
@@ -33,18 +33,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from lib.config import ClassifierConfig, Pretrained
+from lib.config import CNNConfig
 from lib.data import ANOMALY, CLASS_NAMES
 from lib.data.digits import load_digits, upscale_pad
 from lib.data.replica import FOREIGN, pad
 from lib.detect import Mahalanobis, MaxSoftmax
 from lib.eval import metrics
 from lib.experiments.classification import Split, label_subset, linear_probe, split_labeled
-from lib.nn.contrastive import Classifier
 from lib.nn.infer import batched
+from lib.nn.registry import build
 from lib.results import plain
 from lib.train import checkpoint
-from lib.train.runs import finetune, pretrain, validation
+from lib.train.runs import contrastive_cnn, train_cnn
 
 # --------------------------------------------------------------------------- source data
 
@@ -137,7 +137,7 @@ def auroc_by_origin(scores, labels, origin=None, n_resamples: int = 1000, seed: 
 # --------------------------------------------------------------------------- the study of notebook 05
 
 ORIGINS = ("foreign", "corrupted")  # the answer key's two kinds of anomaly
-SOURCES = ("scratch", "in_domain", "in_domain_matched", "foreign_contrastive", "foreign_supervised", "digits")
+SOURCES = ("scratch", "in_domain", "foreign_contrastive", "foreign_supervised", "digits")
 
 
 @dataclass(frozen=True)
@@ -187,80 +187,69 @@ def source_examples(data, foreign: SourcePool, digits: SourcePool) -> tuple[list
 
 @dataclass
 class Sources:
-    """The pretrained encoders of the study and what their pretraining cost."""
+    """The pretrained networks of the study and what their pretraining cost."""
 
-    models: dict[str, nn.Module | None]  # key -> model whose encoder is copied (None: from scratch), in
+    models: dict[str, nn.Module | None]  # key -> network whose backbone is copied (None: from scratch), in
     #                                      SOURCES order, only the sources of this run
     info: dict[str, dict]  # key -> {"images", "epochs", "seconds"} (+ "heldout" for supervised sources)
 
 
-def heldout_accuracy(x: np.ndarray, y: np.ndarray, steps: int):
-    """An `evaluate` for the loop: accuracy on a source's held-out images, once, at the last step."""
-
-    def evaluate(model, done):
-        if done < steps:
-            return {}
-        return {"heldout_accuracy": float((batched(model, x).argmax(1) == np.asarray(y)).mean())}
-
-    return evaluate
+def network(ctx, n_classes: int = 5) -> CNNConfig:
+    """The shipped network without its decoder (it never changes the backbone), with `n_classes` outputs."""
+    return replace(ctx.profile.model.network, decoder=False, n_classes=n_classes)
 
 
 def pretrain_sources(ctx, foreign: SourcePool, digits: SourcePool, log=print) -> Sources:
-    """Load notebook 02's encoder (when it ran) and pretrain (or load) every other source."""
-    data, settings, seed = ctx.data, ctx.profile.transfer, ctx.seed
-    architecture = replace(ctx.profile.pretraining.contrastive.network, decoder=False)
+    """Load the model's contrastive pretraining (notebook 03, when it ran) and pretrain (or load) every other
+    source."""
+    data, settings, seed, recipe = ctx.data, ctx.profile.transfer, ctx.seed, ctx.profile.model.pretraining
     models, info = {"scratch": None}, {}
-    nb02 = ctx.ws.results / "02_pretraining.json"
-    if nb02.exists():
-        folder = ctx.ws.path(ctx.ws.read_results("02_pretraining")["checkpoints"]["contrastive"])
+    nb03 = ctx.ws.results / "03_classification.json"
+    if nb03.exists():
+        folder = ctx.ws.path(ctx.ws.read_results("03_classification")["pretraining_checkpoint"])
         models["in_domain"] = checkpoint.load_model(folder, ctx.device)
         history = checkpoint.read(folder)["training"]["history"]
         info["in_domain"] = {"epochs": len(history), "seconds": sum(h["seconds"] for h in history),
                              "images": len(data.unlabeled)}
     else:
-        log("notebook 02 has not run: the in-domain row is left out, and the in-domain comparison rests on the "
-            "model trained with the related source's budget")
-    # the same short contrastive budget on our unlabeled images and on as many foreign images
-    recipe = Pretrained(architecture, settings.contrastive)
-    for key, images in (("in_domain_matched", data.unlabeled),
-                        ("foreign_contrastive", foreign.x[: len(data.unlabeled)])):
-        result = pretrain(recipe, images, ctx.checkpoints, f"transfer_{key}", seed, ctx.device, progress=False)
-        models[key] = result.model
-        info[key] = {"epochs": settings.contrastive.epochs, "seconds": result.seconds, "images": len(images)}
-    # supervised: the optimiser and weak augmentation of fine-tuning, a held-out part to show the task was learned
+        log("notebook 03 has not run: the in-domain row (the model's own pretraining) is left out")
+    images = foreign.x[: len(data.unlabeled)]  # as many foreign images as we have unlabeled ones
+    result = contrastive_cnn(network(ctx), recipe, images, ctx.checkpoints, "transfer_foreign_contrastive", seed,
+                             ctx.profile.model.temperature, device=ctx.device, progress=False)
+    models["foreign_contrastive"] = result.model
+    info["foreign_contrastive"] = {"epochs": recipe.epochs, "seconds": result.seconds, "images": len(images)}
     for key, pool, fraction in (("foreign_supervised", foreign, settings.foreign_holdout),
                                 ("digits", digits, settings.source_holdout)):
         fit, held = holdout_split(len(pool.x), fraction, seed)
-        steps = settings.source.training.steps
-        result = finetune(settings.source, architecture, pool.x[fit], pool.y[fit], ctx.checkpoints,
-                          f"transfer_{key}", seed, n_classes=len(pool.class_names),
-                          evaluate=heldout_accuracy(pool.x[held], pool.y[held], steps), device=ctx.device)
+        result = train_cnn(network(ctx, len(pool.class_names)), settings.source, pool.x[fit], pool.y[fit],
+                           ctx.checkpoints, f"transfer_{key}", seed, device=ctx.device, progress=False)
         models[key] = result.model
-        info[key] = {"epochs": steps * settings.source.training.batch / len(fit), "seconds": result.seconds,
-                     "images": len(fit), "heldout": result.history[-1].get("heldout_accuracy")}
+        info[key] = {"epochs": settings.source.steps * settings.source.batch / len(fit), "seconds": result.seconds,
+                     "images": len(fit),
+                     "heldout": float((batched(result.model, pool.x[held]).argmax(1) == pool.y[held]).mean())}
     return Sources({k: models[k] for k in SOURCES if k in models}, info)
 
 
-def classifier_config(ctx) -> ClassifierConfig:
-    return ClassifierConfig(encoder=replace(ctx.profile.pretraining.contrastive.network, decoder=False))
-
-
 def probe_sources(ctx, sources: Sources, ev: Evaluation) -> dict:
-    """(source, budget) -> accuracy with interval of a linear head on the frozen ten-dimensional embedding.
+    """(source, budget) -> accuracy with interval of a linear head on the frozen ten-dimensional description.
 
-    For "scratch" the encoder is the random initialisation that fine-tuning starts from.
+    For "scratch" the network is the random initialisation that fine-tuning starts from.
     """
-    torch.manual_seed(ctx.seed)  # the random start of the from-scratch runs (`finetune` seeds the same way)
-    init = Classifier(classifier_config(ctx)).to(ctx.device).eval()
+    torch.manual_seed(ctx.seed)  # the random start of the from-scratch runs (`train_cnn` seeds the same way)
+    init = build(network(ctx)).to(ctx.device).eval()
     accuracy = {}
     for k, model in sources.models.items():
         frozen = model if model is not None else init
-        z_fit, z_test = batched(frozen.embed, ev.split.x_train), batched(frozen.embed, ev.x)
+        z_fit, z_test = description(frozen, ev.split.x_train), description(frozen, ev.x)
         for b, subset in ev.subsets.items():
             head = linear_probe(z_fit[subset], ev.split.y_train[subset], ctx.seed)
             accuracy[(k, b)] = metrics.metric_with_ci(metrics.accuracy, ev.y, head.predict(z_test),
                                                       n_resamples=ctx.profile.bootstrap, seed=ctx.seed)
     return accuracy
+
+
+def description(model, images: np.ndarray) -> np.ndarray:
+    return batched(model.outputs, images)["z"]
 
 
 @dataclass(frozen=True)
@@ -281,33 +270,29 @@ class Run:
 def finetune_grid(ctx, sources: Sources, ev: Evaluation) -> dict[tuple[str, int], Run]:
     """Fine-tune every source at every label budget with the same schedule, and evaluate each run.
 
-    Pretrained encoders learn at `backbone_lr_factor` times the head's rate, the from-scratch network at the
-    full rate. Anomaly scores on set 1: the Mahalanobis distance to the nearest class Gaussian, fitted on the
-    embeddings of the run's own labeled training images, and the negative maximum softmax probability.
+    Anomaly scores on set 1: the Mahalanobis distance of the description to the nearest class Gaussian, fitted
+    on the run's own labeled training images, and the negative maximum softmax probability.
     """
     settings, n_resamples, seed = ctx.profile.transfer, ctx.profile.bootstrap, ctx.seed
-    architecture = replace(ctx.profile.pretraining.contrastive.network, decoder=False)
     clean1 = ev.rep1_y != ANOMALY
     runs = {}
     for budget, subset in ev.subsets.items():
         xs, ys = ev.split.x_train[subset], ev.split.y_train[subset]
         for k, model in sources.models.items():
-            result = finetune(settings.finetune, architecture, xs, ys, ctx.checkpoints, f"transfer_ft_{k}_{budget}",
-                              seed, pretrained=model, evaluate=validation(ev.split.x_val, ev.split.y_val),
-                              device=ctx.device, progress=False)
+            result = train_cnn(network(ctx), settings.finetune, xs, ys, ctx.checkpoints, f"transfer_ft_{k}_{budget}",
+                               seed, init=model, device=ctx.device, progress=False)
             net = result.model
-            detector = Mahalanobis().fit(batched(net.embed, xs), ys, n_classes=len(CLASS_NAMES))
-            rep1_logits = batched(net, ev.rep1_x)
-            scores = {"mahalanobis": detector.score(batched(net.embed, ev.rep1_x)),
-                      "msp": MaxSoftmax().score(rep1_logits)}
+            detector = Mahalanobis().fit(description(net, xs), ys, n_classes=len(CLASS_NAMES))
+            rep1 = batched(net.outputs, ev.rep1_x)
+            scores = {"mahalanobis": detector.score(rep1["z"]), "msp": MaxSoftmax().score(rep1["logits"])}
             predicted = batched(net, ev.x).argmax(1)
             runs[(k, budget)] = Run(
                 k, budget, predicted == ev.y,
                 metrics.metric_with_ci(metrics.accuracy, ev.y, predicted, n_resamples=n_resamples, seed=seed),
-                float((rep1_logits[clean1].argmax(1) == ev.rep1_y[clean1]).mean()),
-                float(result.history[-1]["val_accuracy"]), float(result.seconds), scores,
-                {score: auroc_by_origin(values, ev.rep1_y, ev.rep1_origin, n_resamples=n_resamples, seed=seed)
-                 for score, values in scores.items()})
+                float((rep1["logits"][clean1].argmax(1) == ev.rep1_y[clean1]).mean()),
+                float((batched(net, ev.split.x_val).argmax(1) == ev.split.y_val).mean()), float(result.seconds),
+                scores, {score: auroc_by_origin(values, ev.rep1_y, ev.rep1_origin, n_resamples=n_resamples, seed=seed)
+                         for score, values in scores.items()})
     return runs
 
 
@@ -374,8 +359,7 @@ def record(ctx, ev: Evaluation, foreign: SourcePool, digits: SourcePool, sources
     origin = ev.rep1_origin
     return plain({
         "profile": ctx.profile.name, "seed": ctx.seed,
-        "architecture": asdict(replace(ctx.profile.pretraining.contrastive.network, decoder=False)),
-        "notebook_02_encoder": "in_domain" in sources.models,
+        "architecture": asdict(network(ctx)), "in_domain_source": "in_domain" in sources.models,
         "evaluated_on": {"unlabeled": ev.on_unlabeled, "images": len(ev.y)},
         "budgets": ev.budgets, "settings": asdict(ctx.profile.transfer),
         "leakage_filter": {"foreign_candidates": foreign.n_candidates, "excluded": foreign.n_excluded,

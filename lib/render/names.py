@@ -22,8 +22,14 @@ SYSTEMS = {
     "stacking": "stacking ensemble",
     "baseline": "plain CNN, 2,000 labels (baseline)",
     "oracle": "oracle (answer-key labels)",
-    "model_labels_only": "ours, labels only",
-    "model_self_trained": "ours, self-trained",
+    "model": "ours",
+}
+
+ARMS = {
+    "labels_only": "labels only",
+    "labels_only_long": "labels only, 2× long (check)",
+    "distilled": "distilled",
+    "contrastive_init": "contrastive init.",
 }
 
 SCORES = {
@@ -33,22 +39,24 @@ SCORES = {
     "vae_elbo": "negative ELBO, VAE",
     "knn_contrastive": "kNN distance, contrastive embedding",
     "msp": "max softmax probability, our classifier",
-    "energy": "energy, our classifier",
     "baseline_mahalanobis": "Mahalanobis, plain CNN features (baseline)",
     "stage_1": "stage 1 features",
     "stage_2": "stage 2 features",
     "stage_3": "stage 3 features",
     "description": "description",
+    "knn": "kNN, stage 3 features",
+    "energy": "energy",
     "reconstruction": "reconstruction error",
     "frame": "frame intensity",
     "features_every_depth": "features, every depth",
     "features_every_depth_frame": "features, every depth + frame",
+    "features_knn_energy_frame": "features, kNN, energy + frame",
     "deepest_features_pixels": "deepest features + pixels",
     "every_part": "every part",
 }
 
-PART_COLUMNS = {"stage_1": "stage 1", "stage_2": "stage 2", "stage_3": "stage 3", "description": "description",
-                "reconstruction": "reconstruction", "frame": "frame"}
+PART_COLUMNS = {"stage_1": "stage 1", "stage_2": "stage 2", "stage_3": "stage 3", "description": "descr.",
+                "knn": "kNN", "energy": "energy", "reconstruction": "recon.", "frame": "frame"}
 
 
 def origin(kind: str) -> str:

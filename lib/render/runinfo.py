@@ -53,4 +53,5 @@ def report_variables(profile: str, seed: int, device: str, seconds: dict[str, fl
         "renderer": renderer,
         "seconds_per_notebook": "; ".join(f"{name} {value:.0f} s" for name, value in seconds.items()),
         "seconds_notebooks": f"{sum(seconds.values()):.0f}",
+        "minutes_notebooks": f"{sum(seconds.values()) / 60:.0f}",
     }

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from lib.eval.targets import KMEANS_DESCRIPTION, TARGETS
-from lib.render.format import mean_std, pct, with_ci
-from lib.render.names import DESCRIPTIONS, PART_COLUMNS, SCORES, SYSTEMS, origin
+from lib.render.format import interval, mean_std, pct, signed, with_ci
+from lib.render.names import ARMS, DESCRIPTIONS, PART_COLUMNS, SCORES, SYSTEMS, origin
 from lib.results import COMBINATIONS
 
 # --------------------------------------------------------------------------- notebook 02
@@ -91,22 +91,67 @@ def system_name(name: str) -> str:
     return SYSTEMS[name]
 
 
-SEED_SETS = {"rep1_clean": "set 1 clean (chooses)", "unlabeled": "unlabeled 26,000", "rep2_clean": "set 2 clean"}
+def augmentation(config) -> str:
+    """An augmentation in a few words, e.g. "shifts ≤ 3 px, zoom 0.9-1.1, rotation ≤ 8°, exposure"."""
+    parts = [f"shifts ≤ {32 * config.shift:.3g} px"] if config.shift else []
+    if config.scale != (1.0, 1.0):
+        parts.append(f"zoom {config.scale[0]:g}-{config.scale[1]:g}")
+    if config.rotation:
+        parts.append(f"rotation ≤ {config.rotation:g}°")
+    if config.gain or config.gamma:
+        parts.append("exposure")
+    if config.noise:
+        parts.append("noise")
+    if config.erase:
+        parts.append("erasing")
+    return ", ".join(parts) or "none"
 
 
-def model_seeds(per_seed: dict[str, dict[str, list[float]]], chosen: str) -> pd.DataFrame:
-    """Accuracy (%) of each variant of the model as mean ± standard deviation over seeds, per set."""
-    return pd.DataFrame([{"variant": SYSTEMS[variant] + (" (chosen)" if variant == chosen else ""),
-                          "seeds": len(next(iter(by_set.values()))),
-                          **{title: mean_std(by_set[name], 2, 100)
-                             for name, title in SEED_SETS.items() if name in by_set}}
-                         for variant, by_set in per_seed.items()])
+def recipes(profile) -> pd.DataFrame:
+    """The training recipes of the model's arms and of the baseline: data, passes, batch, learning rate, views,
+    targets."""
+    model, base = profile.model, profile.baseline.training
+    rows = [("labels only", "2,000 labels", model.labels_only, "labels"),
+            ("distilled", "+ 26,000 unlabeled", model.distilled, "teacher's probabilities"),
+            ("contrastive pretraining", "26,000 unlabeled", model.pretraining, "the other view (NT-Xent)"),
+            ("contrastive initialisation", "2,000 labels", model.labels_only, "labels"),
+            ("oracle", "28,000, true labels", model.distilled, "labels"),
+            ("plain baseline", "2,000 labels", base, "labels")]
+    return pd.DataFrame([{"run": name, "data": data, "passes": f"{training.epochs:g}", "batch": training.batch,
+                          "lr": f"{training.lr:g}", "warm-up": f"{100 * training.warmup:.0f} %",
+                          "smoothing": f"{training.label_smoothing:g}", "views": augmentation(training.augment),
+                          "targets": targets}
+                         for name, data, training, targets in rows])
+
+
+SEED_SETS = {"rep1_clean": "set 1 clean", "unlabeled": "26,000", "rep2_clean": "set 2 clean"}
+
+
+def model_arms(per_seed: dict, gains: dict, chosen: str, passes: dict, long_check: dict | None = None) -> pd.DataFrame:
+    """The model's arms: accuracy (%) as mean ± standard deviation over seeds per set, the gain over the
+    labels-only arm on the 26,000 images (points, paired interval), the passes over each labeled / unlabeled
+    image; and the labels-only recipe trained twice as long (one seed: a convergence check)."""
+    rows = []
+    for arm, by_set in per_seed.items():
+        gain = gains.get(arm, {}).get("unlabeled")
+        rows.append({"arm": ARMS[arm] + (" (chosen)" if arm == chosen else ""),
+                     "seeds": len(by_set["unlabeled"]),
+                     **{title: mean_std(by_set[name], 2, 100) for name, title in SEED_SETS.items() if name in by_set},
+                     "Δ 26,000": "-" if gain is None else signed(100 * gain["value"], 2),
+                     "95 % CI": "-" if gain is None else interval(gain["ci"], 2, 100, sign=True),
+                     "passes": f"{passes[arm]['labeled']:g} / {passes[arm]['unlabeled']:g}"})
+    if long_check is not None:
+        rows.append({"arm": ARMS["labels_only_long"], "seeds": 1,
+                     **{title: f"{100 * long_check[name]:.2f}" for name, title in SEED_SETS.items()
+                        if name in long_check},
+                     "Δ 26,000": "-", "95 % CI": "-", "passes": f"{passes['labels_only_long']['labeled']:g} / 0"})
+    return pd.DataFrame(rows)
 
 
 def unlabeled_used(system: dict) -> str:
     """"none", "26,000", "26,000 (pretraining)", ...: how many unlabeled images a system used, and how."""
     use = system["unlabeled_used"]
-    if use in ("none", "as its members", "all, with true labels"):
+    if use in ("none", "as its members"):
         return use
     return f"{system['unlabeled_images']:,}" + ("" if use == "all" else f" ({use})")
 
@@ -193,9 +238,17 @@ def ood_parts(rows: list[dict] | None) -> str:
     return table.to_markdown(index=False, floatfmt=".3f")
 
 
+SHORT_ORIGINS = {"gaussian_noise": "noise", "occluding_block": "block", "shuffled_patches": "shuffled",
+                 "inverted": "inverted", "salt_and_pepper": "salt+pep.", "strong_blur": "blur",
+                 "T-shirt/top": "T-shirt"}
+
+
 def short_origin(kind, index: int) -> str:
-    """An anomaly's origin in at most 14 characters, for image titles ("" without the answer key)."""
-    return "" if kind is None else origin(kind[index].removeprefix("foreign: "))[:14]
+    """An anomaly's origin in a word, for image notes ("" without the answer key)."""
+    if kind is None:
+        return ""
+    name = kind[index].removeprefix("foreign: ")
+    return SHORT_ORIGINS.get(name, name)
 
 
 def unseen_kinds(unseen: dict | None) -> str:
@@ -209,6 +262,20 @@ def unseen_kinds(unseen: dict | None) -> str:
     return pd.DataFrame(rows).to_markdown(index=False, floatfmt=("", "", "", ".0f"))
 
 
+def frame_study(frame: dict | None) -> str:
+    """Markdown: the chosen score with and without its frame part."""
+    if frame is None:
+        return "The chosen score has no frame part."
+    rows = []
+    for name, row in frame.items():
+        rows.append({"score": f"{name} frame", "AUROC": f"{row['auroc_rep2']:.3f}",
+                     "AP": f"{row['ap_rep2']:.3f}", "FPR95": f"{row['fpr95_rep2']:.3f}",
+                     "worst unseen": (f"{min(row['unseen_auroc'].values()):.3f}" if "unseen_auroc" in row else "-"),
+                     "flagged (%)": f"{100 * row['flagged_clean_rep2']:.1f}",
+                     "flagged unpadded (%)": f"{100 * row['flagged_unpadded_rep2']:.1f}"})
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+
+
 SEED_COLUMNS = {"auroc_rep2": "ROC AUC set 2", "ap_rep2": "AP set 2", "fpr95_rep2": "FPR95 set 2",
                 "macro_f1_rep2": "macro-F1 set 2", "kmeans_unlabeled": "k-means unlabeled"}
 
@@ -219,6 +286,49 @@ def ood_seeds(per_seed: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"metric": title, "seeds": int(table[key].notna().sum()),
                           "mean": f"{table[key].mean():.4f}", "std": f"{table[key].std(ddof=1):.4f}"}
                          for key, title in SEED_COLUMNS.items() if table[key].notna().any()])
+
+
+def verdict(difference: dict, lower_is_better: bool = False) -> str:
+    """"better", "worse" or "no detectable difference": where the 95 % interval of ours minus the reference lies."""
+    low, high = difference["ci"]
+    if lower_is_better:
+        low, high = -high, -low
+    return "better" if low > 0 else "worse" if high < 0 else "no detectable difference"
+
+
+HEADLINE = (  # (name, notebook, ours, baseline, difference, scale, digits, lower is better)
+    ("accuracy, 26,000 unlabeled (%)", "03_classification", ("accuracy", "model", "unlabeled"),
+     ("accuracy", "baseline", "unlabeled"), ("gain_over_baseline", "unlabeled"), 100, 2, False),
+    ("accuracy, set 2 clean (%)", "03_classification", ("accuracy", "model", "rep2_clean"),
+     ("accuracy", "baseline", "rep2_clean"), ("gain_over_baseline", "rep2_clean"), 100, 2, False),
+    ("ROC AUC, set 2", "04_ood_scoring", ("rep2", "auroc"), ("baseline_rep2", "auroc"),
+     ("versus_baseline_rep2", "auroc"), 1, 3, False),
+    ("average precision, set 2", "04_ood_scoring", ("rep2", "average_precision"),
+     ("baseline_rep2", "average_precision"), ("versus_baseline_rep2", "average_precision"), 1, 3, False),
+    ("FPR at 95 % TPR, set 2", "04_ood_scoring", ("rep2", "fpr_at_95_tpr"), ("baseline_rep2", "fpr_at_95_tpr"),
+     ("versus_baseline_rep2", "fpr_at_95_tpr"), 1, 3, True),
+)
+
+
+def _at(tree: dict, path: tuple):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def versus_baseline(results: dict[str, dict]) -> pd.DataFrame:
+    """Every headline number of ours against the plain baseline on the same images: both values, the paired
+    difference with its 95 % bootstrap interval, and the verdict that interval gives."""
+    rows = []
+    for name, notebook, ours, theirs, difference, scale, digits, lower in HEADLINE:
+        run = results[notebook]
+        d = _at(run, difference)
+        rows.append({"metric": name, "ours": f"{scale * _at(run, ours)['value']:.{digits}f}",
+                     "baseline": f"{scale * _at(run, theirs)['value']:.{digits}f}",
+                     "ours − baseline": signed(scale * d["value"], digits),
+                     "95 % interval": interval(d["ci"], digits, scale, sign=True),
+                     "verdict": verdict(d, lower)})
+    return pd.DataFrame(rows)
 
 
 def systems(results: dict[str, dict]) -> pd.DataFrame:
@@ -248,8 +358,8 @@ def systems(results: dict[str, dict]) -> pd.DataFrame:
         (SYSTEMS["auxiliary"], None, unlabeled("auxiliary"), None),
         (SYSTEMS["stacking"], None, unlabeled("stacking"), None),
         (SYSTEMS["baseline"], None, unlabeled("baseline"), auroc["baseline_mahalanobis"]),
-        (f"ours: {SYSTEMS[chosen]}, {SCORES[score]}", description and description["kmeans_accuracy"]["value"],
-         unlabeled(chosen), ood["rep2"]["auroc"]["value"]),
+        (f"ours: {ARMS[chosen]}, {SCORES[score]}", description and description["kmeans_accuracy"]["value"],
+         unlabeled("model"), ood["rep2"]["auroc"]["value"]),
     ]
     def percent_or_dash(value):
         return "-" if value is None else pct(value)
@@ -263,12 +373,11 @@ def systems(results: dict[str, dict]) -> pd.DataFrame:
 SOURCE_NAMES = {  # source id -> name in tables, figures and the report (this order everywhere)
     "scratch": "none (from scratch)",
     "in_domain": "in-domain, contrastive (our unlabeled images)",
-    "in_domain_matched": "in-domain, contrastive (short)",
-    "foreign_contrastive": "related, contrastive (short)",
+    "foreign_contrastive": "related, contrastive",
     "foreign_supervised": "related, supervised",
     "digits": "mismatched (digits), supervised",
 }
-SOURCE_COLORS = dict(zip(SOURCE_NAMES, ["#7f7f7f", "#08306b", "#6baed6", "#2ca02c", "#ff7f0e", "#d62728"]))
+SOURCE_COLORS = dict(zip(SOURCE_NAMES, ["#7f7f7f", "#08306b", "#2ca02c", "#ff7f0e", "#d62728"]))
 
 
 def transfer_evaluated_on(on_unlabeled: bool, images: int) -> str:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from lib.errors import UserError
 from lib.render.format import interval, mean_std, pct, signed
-from lib.render.names import DESCRIPTIONS, SCORES, SYSTEMS, origin
-from lib.render.tables import SOURCE_NAMES, transfer_evaluated_on
-from lib.results import PARTS, flat
+from lib.render.names import ARMS, DESCRIPTIONS, SCORES, origin
+from lib.render.tables import SOURCE_NAMES, transfer_evaluated_on, verdict
+from lib.results import COMBINATIONS, PARTS, flat
 
 SECTIONS: dict[str, Callable[[dict], dict | None]] = {}
 
@@ -55,6 +55,14 @@ def write_report_variables(ws) -> list[str]:
     return written
 
 
+def difference_phrase(difference: dict, scale: float = 100.0, unit: str = " points", digits: int = 2,
+                      lower_is_better: bool = False) -> str:
+    """"+0.21 points (95 % paired CI [+0.10, +0.32]; better)": a paired difference, its interval, and the verdict
+    that interval gives."""
+    return (f"{signed(scale * difference['value'], digits)}{unit} (95 % paired CI "
+            f"{interval(difference['ci'], digits, scale, sign=True)}; {verdict(difference, lower_is_better)})")
+
+
 def versus(ours: list[float | None], theirs: list[float | None], higher_is_better: bool = True) -> str:
     """"beats", "does not beat" or "beats on some measures but not all of": ours against a reference, measure by
     measure (the report's sentences on the baseline are generated from this, never typed)."""
@@ -74,48 +82,66 @@ def classification_variables(results: dict) -> dict | None:
     if run is None:
         return None
     accuracy, choice, reference = run["accuracy"], run["choice"], run["reference_set"]
-    chosen = choice["chosen"]
+    chosen, per_seed, gains = choice["chosen"], run["per_seed"], run["gain_vs_labels_only"]
 
     def value(name, set_name):
         return accuracy.get(name, {}).get(set_name, {}).get("value")
 
-    per_seed, seeds = run["per_seed"], run["seeds"]
-    pseudo, settings = run["pseudo_labels"], run["model_settings"]
-    n_labeled = run["split"]["train"] + run["split"]["validation"]
-    images_per_step = settings["training"]["steps"] * settings["training"]["batch"]
-    spread = choice["evidence"]["spread"]
-    return {
-        "n_seeds": str(len(seeds)), "seeds": ", ".join(map(str, seeds)),
-        "self_training_gain_rep1": signed(100 * choice["evidence"]["gain"], 2),
-        "seed_spread_rep1": "n/a" if spread is None else f"{100 * spread:.2f}",
-        "self_training_verdict": ("beats the labels-only variant by more than the seed spread"
-                                  if chosen == "model_self_trained" else "does not beat the labels-only variant by "
-                                  "more than the seed spread, so the simpler variant is the model"),
-        "n_pseudo": f"{pseudo['count']:,}",
-        "self_training_passes": f"{images_per_step / (n_labeled + pseudo['count']):.1f}",
-        "labels_only_passes": f"{images_per_step / n_labeled:.0f}",
-        "pseudo_confidence": f"{pseudo['confidence']:g}",
-        "pseudo_accuracy": pct(pseudo["accuracy"]),
-        **{f"{key}_{set_name}": mean_std(per_seed[variant].get(set_name, []), 2, 100)
-           for key, variant in (("seeds_supervised", "model_labels_only"), ("seeds_self_trained", "model_self_trained"),
-                                ("seeds_chosen", chosen))
-           for set_name in ("rep1_clean", "unlabeled", "rep2_clean")},
-        "chosen": SYSTEMS[chosen],
-        "accuracy_unlabeled": pct(value(chosen, "unlabeled")),
-        "accuracy_rep2_clean": pct(value(chosen, "rep2_clean")),
-        "accuracy_oracle": pct(value("oracle", "rep2_clean")),
+    def ci(name, set_name):
+        estimate = accuracy.get(name, {}).get(set_name, {})
+        return interval(estimate["ci"], 2, 100) if estimate.get("ci") else "n/a"
+
+    values = {
+        "n_seeds": str(len(run["seeds"])), "seeds": ", ".join(map(str, run["seeds"])),
+        "chosen": ARMS[chosen], "chosen_uses_unlabeled": "does not use" if chosen == "labels_only" else "uses",
+        "teacher_accuracy": pct(run["teacher_accuracy"]),
+        "accuracy_unlabeled": pct(value("model", "unlabeled")), "accuracy_unlabeled_ci": ci("model", "unlabeled"),
+        "accuracy_rep2_clean": pct(value("model", "rep2_clean")),
+        "accuracy_rep2_clean_ci": ci("model", "rep2_clean"),
+        "accuracy_oracle": pct(value("oracle", "rep2_clean")), "accuracy_oracle_ci": ci("oracle", "rep2_clean"),
         "accuracy_supervised": pct(value("supervised_cnn", reference)),
         "accuracy_vae": pct(value("vae_probe", reference)),
         "accuracy_contrastive_probe": pct(value("contrastive_probe", reference)),
         "accuracy_baseline_unlabeled": pct(value("baseline", "unlabeled")),
         "accuracy_baseline_rep2_clean": pct(value("baseline", "rep2_clean")),
-        "versus_baseline": versus([value(chosen, "unlabeled"), value(chosen, "rep2_clean")],
-                                  [value("baseline", "unlabeled"), value("baseline", "rep2_clean")]),
-        "batch": str(run["settings"]["batch"]),
-        "ece": pct(run["ece"]["value"]), "images_per_second": f"{run['images_per_second_cpu'][chosen]:,.0f}",
+        "ece": pct(run["ece"]["value"]),
         "n_train": str(run["split"]["train"]), "n_val": str(run["split"]["validation"]),
         "fixmatch_steps": str(run["settings"]["fixmatch_steps"]), "mu": str(run["settings"]["unlabeled_ratio"]),
+        "seed_spread_rep1": mean_std(per_seed[chosen]["rep1_clean"], 2, 100),
     }
+    for arm, by_set in per_seed.items():
+        values.update({f"{arm}_{set_name}": mean_std(seeds, 2, 100) for set_name, seeds in by_set.items()})
+        values[f"{arm}_passes_labeled"] = f"{run['passes'][arm]['labeled']:g}"
+        values[f"{arm}_passes_unlabeled"] = f"{run['passes'][arm]['unlabeled']:g}"
+        for set_name, gain in gains.get(arm, {}).items():
+            values[f"{arm}_gain_{set_name}"] = f"{signed(100 * gain['value'], 2)}"
+            values[f"{arm}_gain_{set_name}_ci"] = interval(gain["ci"], 2, 100, sign=True)
+            values[f"{arm}_gain_{set_name}_verdict"] = verdict(gain)
+    values.update({f"labels_only_long_{set_name}": pct(value) for set_name, value in run["labels_only_long"].items()})
+    evidence = choice["evidence"]
+    best = max(evidence["gain"], key=evidence["gain"].get)
+    spread = max(value for value in (evidence["std"][best], evidence["std"]["labels_only"]) if value is not None)
+    values["choice_sentence"] = (
+        f"The {ARMS[chosen]} arm beats the labels-only arm on set 1's clean images by "
+        f"{100 * evidence['gain'][chosen]:.2f} points, more than the larger seed standard deviation "
+        f"({100 * spread:.2f}), so it is the model"
+        if chosen != "labels_only" else
+        f"No arm that learns from the unlabeled images beats the labels-only arm on set 1's clean images by more "
+        f"than the larger seed standard deviation (the closest, the {ARMS[best]} arm, by "
+        f"{signed(100 * evidence['gain'][best], 2)} points against {100 * spread:.2f}), so the model is the "
+        f"labels-only arm")
+    for arm in gains:
+        for set_name, gain in gains[arm].items():
+            values[f"{arm}_gain_{set_name}_phrase"] = difference_phrase(gain)
+    oracle, model = value("oracle", "rep2_clean"), value("model", "rep2_clean")
+    values["gap_to_oracle_rep2_clean"] = "n/a" if oracle is None else f"{100 * (oracle - model):.2f}"
+    for set_name, gain in run["gain_over_baseline"].items():
+        values[f"gain_over_baseline_{set_name}_phrase"] = difference_phrase(gain)
+    for set_name, gain in run["gain_over_baseline"].items():
+        values[f"gain_over_baseline_{set_name}"] = signed(100 * gain["value"], 2)
+        values[f"gain_over_baseline_{set_name}_ci"] = interval(gain["ci"], 2, 100, sign=True)
+        values[f"gain_over_baseline_{set_name}_verdict"] = verdict(gain)
+    return values
 
 
 @section("replica")
@@ -142,16 +168,21 @@ def replica_variables(results: dict) -> dict | None:
 
 @section("model")
 def model_variables(results: dict) -> dict | None:
-    """The project's model's training settings, as the run used them (notebook 03)."""
+    """The project's model's settings, as the run used them (notebook 03)."""
     run = results.get("03_classification")
     if run is None:
         return None
-    network, training = run["model_settings"]["network"], run["model_settings"]["training"]
-    return {"steps": str(training["steps"]), "batch": str(training["batch"]), "lr": f"{training['lr']:g}",
-            "weight_decay": f"{training['weight_decay']:g}",
-            "shift_pixels": f"{training['augment']['shift'] * 32:g}",
-            "widths": "-".join(map(str, network["widths"])), "label_smoothing": f"{training['label_smoothing']:g}",
-            "reconstruction_weight": f"{run['model_settings']['reconstruction_weight']:g}"}
+    settings = run["model_settings"]
+    network, labels_only, distilled = settings["network"], settings["labels_only"], settings["distilled"]
+    return {"widths": "-".join(map(str, network["widths"])), "dropout": f"{network['dropout']:g}",
+            "description_dim": str(network["description_dim"]),
+            "labels_only_epochs": str(labels_only["epochs"]), "distilled_epochs": str(distilled["epochs"]),
+            "pretraining_epochs": str(settings["pretraining"]["epochs"]), "batch": str(labels_only["batch"]),
+            "lr": f"{labels_only['lr']:g}", "weight_decay": f"{labels_only['weight_decay']:g}",
+            "shift_pixels": f"{labels_only['augment']['shift'] * 32:g}",
+            "label_smoothing": f"{labels_only['label_smoothing']:g}",
+            "reconstruction_weight": f"{settings['reconstruction_weight']:g}",
+            "temperature": f"{settings['temperature']:g}"}
 
 
 @section("ood")
@@ -172,6 +203,7 @@ def ood_variables(results: dict) -> dict | None:
         "ap_rep2": f"{rep2['average_precision']['value']:.3f}",
         "fpr95_rep2": f"{rep2['fpr_at_95_tpr']['value']:.3f}",
         "threshold": f"{run['threshold']['value']:.4g}",
+        "bundle_images_per_second": f"{run['bundle_images_per_second']:,.0f}",
         "precision_rep2": f"{rep2['at_threshold']['precision']:.3f}",
         "recall_rep2": f"{rep2['at_threshold']['recall']:.3f}",
         "macro_f1_rep2": f"{rep2['macro_f1']['value']:.3f}", "macro_f1_rep2_ci": interval(rep2["macro_f1"]["ci"]),
@@ -195,7 +227,30 @@ def ood_variables(results: dict) -> dict | None:
                                         for row in sorted(run["parts_by_origin"] or [], key=lambda r: r["chosen"])[:2])
                            or "n/a",
         **unseen_variables(run.get("unseen_kinds")),
+        **{f"versus_baseline_{name}_phrase": difference_phrase(d, 1, "", 3, name == "fpr_at_95_tpr")
+           for name, d in run["versus_baseline_rep2"].items()},
+        "fpr95_baseline_rep2": f"{baseline['fpr_at_95_tpr']['value']:.3f}",
+        "ap_rep2_ci": interval(rep2["average_precision"]["ci"]), "fpr95_rep2_ci": interval(rep2["fpr_at_95_tpr"]["ci"]),
+        "n_parts": str(len(run["parts"])), "n_combinations": str(len(evidence)),
+        "parts_chosen": ", ".join(SCORES[p] for p in COMBINATIONS[chosen]),
+        **frame_variables(run.get("frame")),
     }
+
+
+def frame_variables(frame: dict | None) -> dict:
+    """The chosen score with and without its frame part, on set 2 and on unpadded clean images."""
+    if not frame:
+        return {"frame_in_score": "does not use"}
+    values = {"frame_in_score": "uses"}
+    for name, row in frame.items():
+        values.update({f"frame_{name}_auroc_rep2": f"{row['auroc_rep2']:.3f}",
+                       f"frame_{name}_ap_rep2": f"{row['ap_rep2']:.3f}",
+                       f"frame_{name}_flagged_clean": f"{100 * row['flagged_clean_rep2']:.1f}",
+                       f"frame_{name}_flagged_unpadded": f"{100 * row['flagged_unpadded_rep2']:.1f}"})
+        if "unseen_auroc" in row:
+            worst = min(row["unseen_auroc"], key=row["unseen_auroc"].get)
+            values[f"frame_{name}_unseen_worst"] = f"{origin(worst)} ({row['unseen_auroc'][worst]:.3f})"
+    return values
 
 
 def seed_variables(per_seed: list[dict]) -> dict:
@@ -215,8 +270,14 @@ def unseen_variables(unseen: dict | None) -> dict:
         return {"unseen_worst_kind": "n/a", "unseen_min_auroc": "n/a", "unseen_noise_flagged": "n/a"}
     worst = min(unseen["kinds"], key=lambda row: row["auroc"])
     noise = next(row for row in unseen["kinds"] if row["kind"] == "uniform_noise")
+    below = [row for row in unseen["kinds"] if row["auroc"] < 0.95]
     return {"unseen_worst_kind": origin(worst["kind"]), "unseen_min_auroc": f"{worst['auroc']:.3f}",
-            "unseen_noise_flagged": f"{100 * noise['flagged']:.0f}"}
+            "unseen_noise_flagged": f"{100 * noise['flagged']:.0f}",
+            "unseen_clean_flagged": f"{100 * unseen['clean_flagged']:.1f}",
+            "unseen_below_target": "; ".join(f"{origin(row['kind'])}: ROC AUC {row['auroc']:.3f}, "
+                                             f"{100 * row['flagged']:.0f} % flagged" for row in below) or "none",
+            **{f"unseen_{row['kind']}_flagged": f"{100 * row['flagged']:.0f}" for row in unseen["kinds"]},
+            **{f"unseen_{row['kind']}_auroc": f"{row['auroc']:.3f}" for row in unseen["kinds"]}}
 
 
 @section("targets")
@@ -226,7 +287,17 @@ def targets_variables(results: dict) -> dict | None:
     if "summary" not in results or "04_ood_scoring" not in results:
         return None
     table = targets_table(flat(results["summary"]), results["04_ood_scoring"]["predict_seconds"])
-    return {"met": str(int((table["met"] == "yes").sum())), "total": str(len(table))}
+    missed = table[table["met"] == "no"]
+    return {"met": str(int((table["met"] == "yes").sum())), "total": str(len(table)),
+            "missed": "; ".join(f"{row.quantity} (target {row.target}, this run {row['this run']}, missed by "
+                                f"{row['missed by']})" for _, row in missed.iterrows()) or "none"}
+
+
+def error_change(drop_percent: int) -> str:
+    """How the reconstruction error moves after the accuracy plateau, as the report's sentence reads it."""
+    if drop_percent > 0:
+        return f"falls another {drop_percent} %"
+    return f"rises by {-drop_percent} %" if drop_percent < 0 else "stays within 0.5 %"
 
 
 @section("pretraining")
@@ -251,7 +322,7 @@ def pretraining_variables(results: dict) -> dict | None:
         "checkpoint_plateau_epoch": str(plateau["epoch"]),
         "checkpoint_plateau_knn": pct(plateau["knn_accuracy"], 1),
         "checkpoint_last_knn": pct(plateau["last_knn_accuracy"], 1),
-        "checkpoint_error_drop": f"{100 * plateau['error_drop']:.0f}",
+        "checkpoint_error_change": error_change(round(100 * plateau["error_drop"])),
         "checkpoint_epoch0_knn": pct(plateau["epoch0_knn_accuracy"], 1),
         "checkpoint_count": str(plateau["count"]),
     }
@@ -358,9 +429,9 @@ def transfer_variables(results: dict) -> dict | None:
         "n_digits_supervised": f"{int(sources['digits']['images']):,}",
         "budget_small": f"{small:,}", "budget_large": f"{large:,}",
         "budgets": ", ".join(f"{b:,}" for b in budgets[:-1]) + f" and {large:,}",
-        "finetune_steps": f"{r['settings']['finetune']['training']['steps']:,}",
-        "source_steps": f"{r['settings']['source']['training']['steps']:,}",
-        "contrastive_epochs": str(r["settings"]["contrastive"]["epochs"]),
+        "finetune_steps": f"{r['settings']['finetune']['steps']:,}",
+        "source_steps": f"{r['settings']['source']['steps']:,}",
+        "contrastive_epochs": str(int(sources["foreign_contrastive"]["epochs"])),
         "in_domain_epochs": str(int(in_domain["epochs"])) if in_domain else "n/a",
         "in_domain_status": (f"{int(in_domain['epochs'])} epochs" if in_domain
                              else "not available: its pretraining had not run"),
@@ -403,8 +474,27 @@ def transfer_variables(results: dict) -> dict | None:
         values[f"auroc_msp_{k}"] = three(runs[(k, large)]["auroc_rep1"]["msp"]["all"]["value"])
         return values
 
-    template = of_source("in_domain_matched")
+    def listed(keys_and_differences, unit=100.0, what="points", digits=1):
+        """Per effect word ("helps", "hurts", "makes no measurable difference"): "name (+1.2 points, ...)" items."""
+        lists = {}
+        for k, difference in keys_and_differences:
+            lists.setdefault(effect_word(difference), []).append(
+                f"{names[k]} ({effect_phrase(difference, unit, what, digits).split(' (', 1)[1]}")
+        return {word: "; ".join(items) for word, items in lists.items()}
+
+    for label, b in (("small", small), ("large", large)):
+        found = listed([(k, runs[(k, b)]["gain_vs_scratch"]) for k in sources if k != "scratch"])
+        for word, key in (("helps", "helped"), ("hurts", "hurt"), ("makes no measurable difference", "no_effect")):
+            variables[f"accuracy_{key}_{label}"] = found.get(word, "none")
+    for kind in kinds:
+        if kind == "all":
+            continue
+        found = listed([(k, auroc_gain[f"{k}.{kind}.{large}"]) for k in sources if k != "scratch"], 1, "AUROC", 3)
+        for word, key in (("helps", "helped"), ("hurts", "hurt"), ("makes no measurable difference", "no_effect")):
+            variables[f"auroc_{kind}_{key}"] = found.get(word, "none")
+
+    template = of_source("foreign_contrastive")
     for k in names:
         variables.update(of_source(k) if k in sources else
-                         {name.replace("in_domain_matched", k): "n/a" for name in template})
+                         {name.replace("foreign_contrastive", k): "n/a" for name in template})
     return variables

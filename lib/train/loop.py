@@ -15,7 +15,7 @@ as an uninterrupted one would, and a CPU rerun reproduces its numbers bit for bi
   learning rate, `evaluate`'s fields, seconds, images per second), one log line
   and a checkpoint (`lib.train.checkpoint`), plus a snapshot of the weights when
   `snapshots` is set.
-- On CUDA: bfloat16 autocast and channels-last memory layout.
+- On CUDA: bfloat16 autocast and channels-last memory layout (channels-last on request elsewhere).
 """
 
 from __future__ import annotations
@@ -136,15 +136,17 @@ class EpochBatches:
 def train_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, folder: Path | str, key: dict, *,
                blocks: list[tuple[Iterable[nn.Parameter], float]] | None = None,
                evaluate: Callable[[nn.Module, int], dict[str, float]] | None = None, images_per_step: int,
-               snapshots: bool = False, device: torch.device | str = "cpu", log=print,
+               snapshots: bool = False, channels_last: bool = False, device: torch.device | str = "cpu", log=print,
                progress: bool = True) -> TrainResult:
     """Train `model` for `schedule.steps` steps of `step_loss`, resuming from `folder`; the model returns in eval
     mode. `key` (JSON-able: configurations, seed, data fingerprint) identifies the run: a checkpoint of another
     run in `folder` is refused. `blocks`: (parameters, lr factor) for `make_optimizer` (default: all, factor 1).
-    `evaluate(model, steps_done) -> dict` adds fields to each record; `images_per_step` is for images/s."""
+    `evaluate(model, steps_done) -> dict` adds fields to each record; `images_per_step` is for images/s.
+    The model is kept in channels-last layout on CUDA, and everywhere with `channels_last` (the CNN family's
+    convolutions run faster so on CPUs too; `step_loss` then passes channels-last batches)."""
     s, device, folder, key = schedule, torch.device(device), Path(folder), checkpoint.canonical(key)
     model = model.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(blocks or [(model.parameters(), 1.0)], s.lr, s.weight_decay)
     history, start = [], 0
@@ -193,4 +195,5 @@ def train_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, folder
             + "".join(f", {name.replace('_', ' ')} {value:.4f}" for name, value in evaluated.items())
             + f", {history[-1]['images_per_second']:,.0f} images/s, {seconds:.1f} s")
         sums, count, t0 = {}, 0, time.perf_counter()
-    return TrainResult(model.eval(), history, folder)
+    # back to the default layout: a trained network then computes exactly as one reloaded from its checkpoint
+    return TrainResult(model.to(memory_format=torch.contiguous_format).eval(), history, folder)

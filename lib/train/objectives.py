@@ -54,16 +54,27 @@ def contrastive(model: ContrastiveModel, x: torch.Tensor, views):
 
 def cnn(model: CNN, x: torch.Tensor, y: torch.Tensor, label_smoothing: float, reconstruction_weight: float = 0.0):
     """The CNN family: label-smoothed cross entropy of the classifier, plus that of the description's own head
-    and `reconstruction_weight` times the decoder's squared error, for the heads the network has. The decoder
-    draws from the description with the gradient stopped, so it never changes the description."""
+    and `reconstruction_weight` times the decoder's squared error, for the heads the network has. `y`: class
+    indices, or class probabilities (soft targets). The decoder draws from the description with the gradient
+    stopped, so it never changes the description."""
     out = model.outputs(x)
     loss = classify = F.cross_entropy(out["logits"], y, label_smoothing=label_smoothing)
     if "z" not in out:
         return loss, {}
     describe = F.cross_entropy(model.description_head(out["z"]), y, label_smoothing=label_smoothing)
+    logs = {"classifier": classify.item(), "description": describe.item()}
+    if not model.config.decoder:
+        return classify + describe, logs
     reconstruct = F.mse_loss(model.decode(out["z"].detach()), x)
-    logs = {"classifier": classify.item(), "description": describe.item(), "reconstruction": reconstruct.item()}
+    logs["reconstruction"] = reconstruct.item()
     return classify + describe + reconstruction_weight * reconstruct, logs
+
+
+def cnn_contrastive(model: CNN, x: torch.Tensor, views, temperature: float):
+    """NT-Xent on the descriptions of two views of every image (SimCLR with the description as projection)."""
+    z = model.outputs(torch.cat([views(x), views(x)]))["z"]
+    loss = nt_xent(*z.chunk(2), temperature)
+    return loss, {"nt_xent": loss.item()}
 
 
 def fixmatch(weak_logits: torch.Tensor, strong_logits: torch.Tensor, confidence: float):

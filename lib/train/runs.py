@@ -26,6 +26,8 @@ from lib.train import objectives
 from lib.train.cache import array_fingerprint, run_folder, trained
 from lib.train.loop import EpochBatches, Schedule, TrainResult, train_loop
 
+CHANNELS_LAST = torch.channels_last  # the CNN family trains in this layout on every device (faster on CPUs too)
+
 
 def _key(network, training: Training, seed: int, *arrays: np.ndarray, **extra) -> dict:
     return {"kind": network.kind, "network": asdict(network), "training": asdict(training), "seed": seed,
@@ -69,28 +71,70 @@ def pretrain(spec: Pretrained, images: np.ndarray, root: Path | str, name: str, 
     return trained(folder, key, fit, device, log)
 
 
+def weights_fingerprint(model: torch.nn.Module | None) -> str:
+    """Short SHA-1 of a model's weights ("none" for None): the starting point in a run's key."""
+    if model is None:
+        return "none"
+    return array_fingerprint(*[t.detach().cpu().numpy() for t in model.state_dict().values()])
+
+
 def train_cnn(network: CNNConfig, training: Training, x: np.ndarray, y: np.ndarray, root: Path | str, name: str,
-              seed: int, reconstruction_weight: float = 0.0, device: torch.device | str = "cpu", log=print,
-              progress: bool = True) -> TrainResult:
-    """Train (or load) a network of the CNN family on uint8 images `x` with class labels `y` (true or pseudo):
-    epoch-shuffled batches, `training.augment` views, label smoothing, AdamW with a one-cycle schedule."""
+              seed: int, reconstruction_weight: float = 0.0, init: torch.nn.Module | None = None,
+              device: torch.device | str = "cpu", log=print, progress: bool = True) -> TrainResult:
+    """Train (or load) a network of the CNN family on uint8 images `x` with targets `y`: class labels (n,), or
+    class probabilities (n, classes) (distillation: a teacher's soft targets). Epoch-shuffled batches,
+    `training.augment` views, label smoothing, AdamW with a one-cycle schedule. `init`: a trained network of the
+    family whose backbone and description weights the run starts from (its classifier head starts fresh)."""
     device = torch.device(device)
-    key = _key(network, training, seed, x, y, reconstruction_weight=reconstruction_weight)
+    key = _key(network, training, seed, x, y, reconstruction_weight=reconstruction_weight,
+               init=weights_fingerprint(init))
     folder = run_folder(root, name, key)
 
     def fit() -> TrainResult:
         images, labels = _on(device, x, y)
         torch.manual_seed(seed)
         model = build(network)
+        if init is not None:
+            start = {k: v for k, v in init.state_dict().items() if k.startswith(("stages.", "describe."))}
+            model.load_state_dict(start, strict=False)
         batches = EpochBatches(len(images), training.batch, seed, device)
 
         def step_loss(model, step, g):
             index = batches(step)
-            return objectives.cnn(model, augment(to_float(images[index]), training.augment, g), labels[index],
-                                  training.label_smoothing, reconstruction_weight)
+            views = augment(to_float(images[index]), training.augment, g).contiguous(memory_format=CHANNELS_LAST)
+            return objectives.cnn(model, views, labels[index], training.label_smoothing, reconstruction_weight)
 
         return train_loop(model, step_loss, Schedule.of(training, len(images), seed), folder, key,
-                          images_per_step=batches.batch, device=device, log=log, progress=progress)
+                          images_per_step=batches.batch, channels_last=True, device=device, log=log,
+                          progress=progress)
+
+    return trained(folder, key, fit, device, log)
+
+
+def contrastive_cnn(network: CNNConfig, training: Training, images: np.ndarray, root: Path | str, name: str,
+                    seed: int, temperature: float, device: torch.device | str = "cpu", log=print,
+                    progress: bool = True) -> TrainResult:
+    """Contrastive pretraining (SimCLR) of a CNN of the family on unlabeled uint8 images: NT-Xent on the
+    description of two `training.augment` views of every image (the description is the projection), epochs of
+    shuffled batches. Its backbone is then the starting point of `train_cnn(..., init=...)`."""
+    device = torch.device(device)
+    key = _key(network, training, seed, images, objective="nt_xent", temperature=temperature)
+    folder = run_folder(root, name, key)
+
+    def fit() -> TrainResult:
+        (data,) = _on(device, images)
+        torch.manual_seed(seed)
+        model = build(network)
+        batches = EpochBatches(len(data), training.batch, seed, device)
+
+        def step_loss(model, step, g):
+            return objectives.cnn_contrastive(
+                model, to_float(data[batches(step)]),
+                lambda v: augment(v, training.augment, g).contiguous(memory_format=CHANNELS_LAST), temperature)
+
+        return train_loop(model, step_loss, Schedule.of(training, len(data), seed), folder, key,
+                          images_per_step=batches.batch, channels_last=True, device=device, log=log,
+                          progress=progress)
 
     return trained(folder, key, fit, device, log)
 
