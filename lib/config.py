@@ -352,17 +352,29 @@ def override(settings, changes: dict[str, Any]):
 
 
 def settings_table(profile: Profile) -> list[dict]:
-    """Every setting of a profile, one row per stage {stage, settings}: the report's hyperparameter table."""
+    """Every setting of a profile, one row per group of settings {group, settings}: the report's hyperparameter
+    table. Rows stay short so that the table breaks across pages; an augmentation lists the transforms it uses."""
 
     def shown(value) -> str:
-        if isinstance(value, AugmentConfig):  # an augmentation: its strengths in brackets
-            return "(" + ", ".join(f"{key.replace('_', ' ')} {item}" for key, item in asdict(value).items()) + ")"
-        return str(value)
+        if isinstance(value, AugmentConfig):
+            used = {key: item for key, item in asdict(value).items()
+                    if item not in (0, 0.0, (1.0, 1.0)) and not (key == "erase_size" and value.erase == 0)}
+            return "(" + (", ".join(f"{key.replace('_', ' ')} {shown(item)}" for key, item in used.items())
+                          or "none") + ")"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, tuple):
+            return "(" + ", ".join(shown(item) for item in value) + ")"
+        return "none" if value is None else str(value)
 
-    rows = [{"stage": "run", "settings": f"subset {profile.subset}"}]
+    rows = [{"group": "run", "settings": f"subset {profile.subset}"}]
     for stage in STAGES:
-        rows.append({"stage": stage, "settings": "; ".join(f"{path.replace('_', ' ')} {shown(value)}"
-                                                          for path, value in flatten(getattr(profile, stage)))})
+        groups: dict[str, list[str]] = {}
+        for path, value in flatten(getattr(profile, stage)):
+            group, _, name = path.rpartition(".")
+            groups.setdefault(f"{stage}.{group}" if group else stage, []).append(
+                f"{name.replace('_', ' ')} {shown(value)}")
+        rows += [{"group": group, "settings": "; ".join(items)} for group, items in groups.items()]
     return rows
 
 

@@ -99,8 +99,8 @@ plt.show()
 
 # %%
 #| label: tbl-recipes
-#| tbl-cap: "The training recipes: data, passes over each image, batch, peak learning rate, share of the steps spent warming up, label smoothing, augmented views and targets. Distillation and the oracle continue each seed's labels-only network; the contrastive initialisation starts from the contrastive pretraining. Every run uses AdamW with cosine decay."
-Markdown(tables.recipes(ctx.profile).to_markdown(index=False))
+#| tbl-cap: "The training recipes, one column per run: data, passes over each image, batch, peak learning rate, share of the steps spent warming up, label smoothing, augmented views and targets. Distillation and the oracle continue each seed's labels-only network; the contrastive initialisation starts from the contrastive pretraining. Every run uses AdamW with cosine decay."
+Markdown(tables.recipes(ctx.profile).to_markdown(index=False, disable_numparse=True))
 
 # %%
 #| label: tbl-model-arms
@@ -222,4 +222,4 @@ ctx.ws.write_results("03_classification", cls.record(
 # %%
 #| label: tbl-settings
 #| tbl-cap: "Every setting of the run, read from the one configuration (lib/config.py), stage by stage: each setting's name and value. Augmentations list their strengths: shift as a fraction of the image side, zoom range, log aspect change, rotation in degrees, flip probability, gain and log-gamma ranges, noise standard deviation (intensity in [0, 1]), erasing probability and size range."
-Markdown(pd.DataFrame(settings_table(ctx.profile)).to_markdown(index=False))
+Markdown(pd.DataFrame(settings_table(ctx.profile)).to_markdown(index=False, disable_numparse=True))

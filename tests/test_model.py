@@ -408,3 +408,16 @@ def test_verdict_reads_the_interval():
     assert verdict({"value": -0.01, "ci": [-0.02, -0.001]}) == "worse"
     assert verdict({"value": 0.01, "ci": [-0.001, 0.02]}) == "no detectable difference"
     assert verdict({"value": 0.0, "ci": [0.0, 0.0]}) == "no detectable difference"
+
+
+def test_the_recipes_table_has_one_column_per_run_read_from_the_profile():
+    profile = PROFILES["cpu"]
+    table = tables.recipes(profile).set_index("setting")
+    assert list(table.columns) == ["labels only", "distilled", "contrastive pretraining", "contrastive init.",
+                                   "oracle", "plain baseline"]
+    assert table.loc["passes", "labels only"] == f"{profile.model.labels_only.epochs:g}"
+    assert table.loc["passes", "distilled"] == f"{profile.model.distilled.epochs:g}"
+    assert table.loc["peak learning rate", "plain baseline"] == f"{profile.baseline.training.lr:g}"
+    assert table.loc["views", "distilled"] == tables.augmentation(profile.model.distilled.augment)
+    assert "erasing" in table.loc["views", "contrastive pretraining"] and "erasing" not in table.loc["views",
+                                                                                                      "labels only"]

@@ -212,3 +212,15 @@ def test_typst_error_becomes_render_error(tmp_path):
     report = _make_report(tmp_path, INDEX_QMD + "\n```{=typst}\n#undefined-function()\n```\n")
     with pytest.raises(RenderError, match="Typst failed.*unknown variable: undefined-function"):
         render.render_builtin(report)
+
+
+def test_an_interval_in_a_table_cell_never_breaks_inside():
+    import json
+
+    markdown = "| a | b |\n|---|---|\n| 0.967 [0.928, 0.989] | x [y, z |\n\ntext [0.1, 0.2]\n"
+    doc = json.loads(render._pandoc(["-f", "markdown", "-t", "json"], Path("."), stdin=markdown))
+    render._unbreakable_intervals(doc)
+    typst = render._pandoc(["-f", "json", "-t", "typst"], Path("."), stdin=json.dumps(doc))
+    assert "[0.928,~0.989]" in typst.replace("\\[", "[").replace("\\]", "]")  # in the table: one unit
+    assert "[y, z" in typst.replace("\\[", "[")  # not an interval: untouched
+    assert "[0.1, 0.2]" in typst.replace("\\[", "[").replace("\\]", "]")  # running text may break as usual

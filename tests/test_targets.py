@@ -40,6 +40,8 @@ def test_shortfall_is_the_distance_to_the_goal_in_shown_units():
     assert gain.shortfall(0.01, [0.004, 0.016]) == ""
     assert gain.shortfall(0.01, [-0.002, 0.02]) == "interval includes 0"  # the point is met, its interval is not
     assert gain.shortfall(-0.01, [-0.02, 0.0]) == "1"  # the point itself is missed: by how much
+    signed_gain = Target("gain", "g", ">=", 0.005, 100, interval_above_zero=True, digits="+.2f")
+    assert signed_gain.shortfall(0.001, [-0.002, 0.004]) == "0.40"  # a distance, unsigned, even for a signed value
 
 
 def test_every_target_names_a_distinct_summary_key():

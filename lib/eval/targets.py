@@ -33,7 +33,7 @@ class Target:
         point_met = {">=": value >= self.goal, "<=": value <= self.goal, ">": value > self.goal}[self.sense]
         if point_met:
             return "no interval" if ci is None else "interval includes 0"
-        return format(missing, self.digits)
+        return format(missing, self.digits.lstrip("+"))  # a distance: no sign
 
     def shown(self, value: float, ci: list[float] | None = None) -> str:
         """The value (and its interval) as the table shows it."""

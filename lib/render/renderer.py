@@ -60,7 +60,8 @@ TYPST_STYLE = """\
 #show heading.where(level: 1): it => { place.flush(); it }
 #show raw.where(block: true): set block(fill: luma(245), inset: 8pt, radius: 2pt, width: 100%)
 #show table: set par(justify: false)
-#show table: set text(size: 9pt)
+#show table: set text(size: 8pt)
+#set table(inset: (x: 4pt, y: 3pt))
 #show figure.caption: it => {
   let body = it.body
   if body.func() == [].func() and body.children.first(default: none) == [ ] {
@@ -134,6 +135,7 @@ def render_builtin(report_dir: Path) -> Path:
     _resolve_crossrefs(doc, targets, bool(layout["number-sections"]), bool(bibliography))
     _shift_headings(doc, meta.get("shift-heading-level-by"))
     _auto_column_widths(doc)
+    _unbreakable_intervals(doc)
     images = _relocate_images(doc, report_dir, build_dir)
 
     style = build_dir / "style.typ"
@@ -495,6 +497,22 @@ def _auto_column_widths(doc: dict) -> None:
             colspecs = node["c"][2]
             for spec in colspecs:
                 spec[1] = {"t": "ColWidthDefault"}
+
+
+def _unbreakable_intervals(doc: dict) -> None:
+    """Keep "[0.928, 0.989]" on one line in table cells: a narrow column may break before an interval, never
+    inside it."""
+    for node in _nodes(doc["blocks"]):
+        if node["t"] != "Table":
+            continue
+        for inlines in (item for item in _nodes(node) if isinstance(item.get("c"), list)):
+            items = inlines["c"]
+            for i in range(1, len(items) - 1):
+                before, between, after = items[i - 1], items[i], items[i + 1]
+                if (all(isinstance(item, dict) for item in (before, between, after))
+                        and [before.get("t"), between.get("t"), after.get("t")] == ["Str", "Space", "Str"]
+                        and before["c"].startswith("[") and before["c"].endswith(",") and after["c"].endswith("]")):
+                    items[i] = {"t": "Str", "c": "\u00a0"}
 
 
 def _splice_cites(value, replace) -> None:

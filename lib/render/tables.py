@@ -108,20 +108,25 @@ def augmentation(config) -> str:
 
 
 def recipes(profile) -> pd.DataFrame:
-    """The training recipes of the model's arms and of the baseline: data, passes, batch, learning rate, views,
-    targets."""
+    """The training recipes of the model's arms and of the baseline, one column per run (a narrow table): data,
+    passes, batch, learning rate, warm-up, label smoothing, views, targets."""
     model, base = profile.model, profile.baseline.training
-    rows = [("labels only", "2,000 labels", model.labels_only, "labels"),
-            ("distilled", "+ 26,000 unlabeled", model.distilled, "teacher's probabilities"),
-            ("contrastive pretraining", "26,000 unlabeled", model.pretraining, "the other view (NT-Xent)"),
-            ("contrastive initialisation", "2,000 labels", model.labels_only, "labels"),
-            ("oracle", "28,000, true labels", model.distilled, "labels"),
-            ("plain baseline", "2,000 labels", base, "labels")]
-    return pd.DataFrame([{"run": name, "data": data, "passes": f"{training.epochs:g}", "batch": training.batch,
-                          "lr": f"{training.lr:g}", "warm-up": f"{100 * training.warmup:.0f} %",
-                          "smoothing": f"{training.label_smoothing:g}", "views": augmentation(training.augment),
-                          "targets": targets}
-                         for name, data, training, targets in rows])
+    runs = {"labels only": ("2,000 labels", model.labels_only, "labels"),
+            "distilled": ("+ 26,000 unlabeled", model.distilled, "teacher's probabilities"),
+            "contrastive pretraining": ("26,000 unlabeled", model.pretraining, "the other view (NT-Xent)"),
+            "contrastive init.": ("2,000 labels", model.labels_only, "labels"),
+            "oracle": ("28,000, true labels", model.distilled, "labels"),
+            "plain baseline": ("2,000 labels", base, "labels")}
+    settings = {"data": lambda data, training, targets: data,
+                "passes": lambda data, training, targets: f"{training.epochs:g}",
+                "batch": lambda data, training, targets: str(training.batch),
+                "peak learning rate": lambda data, training, targets: f"{training.lr:g}",
+                "warm-up": lambda data, training, targets: f"{100 * training.warmup:.0f} % of steps",
+                "label smoothing": lambda data, training, targets: f"{training.label_smoothing:g}",
+                "views": lambda data, training, targets: augmentation(training.augment),
+                "targets": lambda data, training, targets: targets}
+    return pd.DataFrame([{"setting": name, **{run: cell(*recipe) for run, recipe in runs.items()}}
+                         for name, cell in settings.items()])
 
 
 SEED_SETS = {"rep1_clean": "set 1 clean", "unlabeled": "26,000", "rep2_clean": "set 2 clean"}

@@ -289,8 +289,12 @@ def targets_variables(results: dict) -> dict | None:
     table = targets_table(flat(results["summary"]), results["04_ood_scoring"]["predict_seconds"])
     missed = table[table["met"] == "no"]
     return {"met": str(int((table["met"] == "yes").sum())), "total": str(len(table)),
-            "missed": "; ".join(f"{row.quantity} (target {row.target}, this run {row['this run']}, missed by "
-                                f"{row['missed by']})" for _, row in missed.iterrows()) or "none"}
+            "missed": "; ".join(missed_by(row.quantity, row["missed by"]) for _, row in missed.iterrows()) or "none"}
+
+
+def missed_by(quantity: str, shortfall: str) -> str:
+    """"accuracy, 26,000 (%) by 0.92", or "... (interval includes 0)" where only the interval misses."""
+    return f"{quantity} by {shortfall}" if shortfall[:1].isdigit() else f"{quantity} ({shortfall})"
 
 
 def error_change(drop_percent: int) -> str:
