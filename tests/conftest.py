@@ -4,6 +4,7 @@ import struct
 import numpy as np
 import pytest
 
+from lib import data
 from lib.data import fashion_mnist
 
 
@@ -28,3 +29,11 @@ def fake_fashion_mnist(tmp_path):
         write_idx(folder / f"{image_stem}.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         write_idx(folder / f"{label_stem}.gz", np.arange(n, dtype=np.uint8) % 10)
     return folder
+
+
+@pytest.fixture(scope="session")
+def replica_assignment(tmp_path_factory):
+    """The replica built from the installed Fashion-MNIST into a temporary folder (a fresh clone has no data
+    folder, and the tests leave the user's own untouched)."""
+    pickle_path = data.ensure_replica(tmp_path_factory.mktemp("replica"), seed=0, log=lambda message: None)
+    return data.load_assignment(pickle_path)

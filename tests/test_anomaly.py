@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lib.bundle import FEATURES, KNN_FEATURES
-from lib.data import load_answer_key, load_assignment
+from lib.data import load_answer_key
 from lib.data.unseen import UnseenSet
 from lib.detect import Mahalanobis
 from lib.eval import metrics, protocol
@@ -24,9 +24,9 @@ SETTINGS = SimpleNamespace(knn_bank=20, knn_k=3)  # the profile's `anomaly`, for
 
 
 @pytest.fixture(scope="module")
-def replica():
+def replica(replica_assignment):
     """The first 64 images of every set of the replica, the answer key cut to match."""
-    data = load_assignment()
+    data = replica_assignment
     return _subset(data, load_answer_key(data), 64)
 
 

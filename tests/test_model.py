@@ -13,7 +13,7 @@ from scipy.special import softmax
 from torch import nn
 
 from lib.config import PROFILES, CNNConfig, override
-from lib.data import load_answer_key, load_assignment
+from lib.data import load_answer_key
 from lib.eval import metrics, protocol
 from lib.experiments import classification as cls
 from lib.experiments import model as ours
@@ -139,10 +139,10 @@ def test_passes_per_image():
 
 
 @pytest.fixture(scope="module")
-def tiny_ctx(tmp_path_factory):
+def tiny_ctx(tmp_path_factory, replica_assignment):
     """A context like lib.notebook's on the first 64 images of every set of the replica (answer key cut to match),
     with a tiny network and one epoch per arm."""
-    data = load_assignment()
+    data = replica_assignment
     data, key = _subset(data, load_answer_key(data), 64)
     profile = override(PROFILES["smoke"], {
         "model.seeds": (0, 1), "model.network": TINY, "model.labels_only.epochs": 1, "model.labels_only.batch": 32,
