@@ -361,13 +361,16 @@ def settings_table(profile: Profile) -> list[dict]:
                     if item not in (0, 0.0, (1.0, 1.0)) and not (key == "erase_size" and value.erase == 0)}
             return "(" + (", ".join(f"{key.replace('_', ' ')} {shown(item)}" for key, item in used.items())
                           or "none") + ")"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
         if isinstance(value, float):
             return f"{value:.4g}"
         if isinstance(value, tuple):
             return "(" + ", ".join(shown(item) for item in value) + ")"
         return "none" if value is None else str(value)
 
-    rows = [{"group": "run", "settings": f"subset {profile.subset}"}]
+    images = "all" if profile.subset is None else f"the first {profile.subset}"
+    rows = [{"group": "run", "settings": f"images per set: {images}"}]
     for stage in STAGES:
         groups: dict[str, list[str]] = {}
         for path, value in flatten(getattr(profile, stage)):

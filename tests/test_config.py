@@ -143,4 +143,6 @@ def test_settings_table_has_one_row_per_group_with_every_setting():
     assert "augment (shift 0.08, scale (0.9, 1.1), aspect 0.1, rotation 5, gain 0.2, gamma 0.2, noise 0.02)" in rows[
         "classification.supervised.training"]
     assert "warmup 0.03333" in rows["pretraining.contrastive.training"]
+    assert rows["run"] == "images per set: all" and rows["pretraining.conv_ae_bn"] == "snapshots yes"
+    assert "images per set: the first 600" in settings_table(PROFILES["smoke"])[0]["settings"]
     assert profile.classification.supervised.training.augment == WEAK

@@ -193,7 +193,7 @@ def test_train_arms_on_a_tiny_context(tiny_ctx, tiny_arms, capsys):
     assert key(arms.oracle)["training"] == key(arms.runs["distilled"][0])["training"]
     assert key(arms.oracle)["init"] == weights_fingerprint(arms.runs["labels_only"][0].model)
     # the convergence check: the labels-only recipe, longer, first seed only, kept apart from the arms
-    long = arms.extra["labels_only_long"]
+    long = arms.long
     assert "labels_only_long" not in arms.runs and long.folder.name.startswith("model_labels_only_long_seed0-")
     assert key(long)["training"] == {**key(arms.runs["labels_only"][0])["training"],
                                      "epochs": ctx.profile.model.long_epochs}
@@ -237,7 +237,7 @@ def test_a_second_call_loads_every_run(tiny_ctx, tiny_arms, capsys):
 
 
 def test_long_check_is_the_long_networks_accuracy_on_every_set(tiny_ctx, tiny_arms):
-    data, long = tiny_ctx.data, tiny_arms.extra["labels_only_long"].model
+    data, long = tiny_ctx.data, tiny_arms.long.model
     sets = {"rep1_clean": cls.clean_set1(data), "unlabeled": (data.unlabeled, tiny_ctx.answer_key["unlabeled_class"])}
     check = ours.long_check(tiny_arms, sets)
     assert list(check) == ["rep1_clean", "unlabeled"]
@@ -245,8 +245,7 @@ def test_long_check_is_the_long_networks_accuracy_on_every_set(tiny_ctx, tiny_ar
         assert check[name] == metrics.accuracy(y, batched(long, x).argmax(1))
     # it reads the long network only, never the arms' networks
     always_2 = Linear([0.0] * 5, [0.0, 0.0, 1.0, 0.0, 0.0])  # class 2 for every image
-    fake = ours.Arms({}, tiny_arms.teacher, tiny_arms.pretraining, extra={"labels_only_long": SimpleNamespace(
-        model=always_2)})
+    fake = ours.Arms({}, tiny_arms.teacher, tiny_arms.pretraining, long=SimpleNamespace(model=always_2))
     x = data.unlabeled
     y = np.full(len(x), 2)
     y[:3] = 4  # three wrong

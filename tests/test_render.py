@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib
 import nbformat
 import pytest
+from pypdf import PdfReader
 
 from lib.errors import RenderError
 from lib.render import renderer as render
@@ -224,3 +225,13 @@ def test_an_interval_in_a_table_cell_never_breaks_inside():
     assert "[0.928,~0.989]" in typst.replace("\\[", "[").replace("\\]", "]")  # in the table: one unit
     assert "[y, z" in typst.replace("\\[", "[")  # not an interval: untouched
     assert "[0.1, 0.2]" in typst.replace("\\[", "[").replace("\\]", "]")  # running text may break as usual
+
+
+def test_a_table_longer_than_a_page_breaks_across_pages(tmp_path):
+    rows = "".join(f"| setting {i} | value {i} |\n" for i in range(90))
+    report = _make_report(tmp_path, "---\ntitle: Long\n---\n\nSee @tbl-long.\n\n| name | value |\n|---|---|\n"
+                          + rows + "\n: A long table {#tbl-long}\n")
+    pages = [" ".join(page.extract_text().split()) for page in PdfReader(render.render_builtin(report)).pages]
+    assert len(pages) >= 2
+    assert "setting 0 " in pages[0] and "setting 89 " not in pages[0]  # not one page overflowing its bottom
+    assert "setting 89 " in pages[-1] and "name value" in pages[-1]  # the header repeats where the table goes on

@@ -16,7 +16,7 @@ Each arm is trained on its own schedule (`lib.config.Model`); the choice between
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import softmax
@@ -37,7 +37,7 @@ class Arms:
     teacher: np.ndarray  # the teacher ensemble's class probabilities of the unlabeled images
     pretraining: TrainResult  # the contrastive pretraining the `contrastive_init` arm starts from
     oracle: TrainResult | None = None  # with the answer key only
-    extra: dict = field(default_factory=dict)
+    long: TrainResult | None = None  # the labels-only recipe trained twice as long (first seed): a convergence check
 
 
 def one_hot(labels: np.ndarray, classes: int = 5) -> np.ndarray:
@@ -77,7 +77,7 @@ def train_arms(ctx) -> Arms:
     if ctx.answer_key is not None:
         truth = np.concatenate([one_hot(data.labeled_y), one_hot(ctx.answer_key["unlabeled_class"])])
         oracle = train("oracle", settings.distilled, x_all, truth, first, labels_only[first].model)
-    return Arms(runs, teacher, pretraining, oracle, {"labels_only_long": long})
+    return Arms(runs, teacher, pretraining, oracle, long)
 
 
 def predictions(arms: Arms, sets: dict[str, tuple]) -> dict[str, dict[int, dict[str, np.ndarray]]]:
@@ -128,5 +128,5 @@ def passes_per_image(settings, n_labeled: int, n_unlabeled: int) -> dict[str, di
 
 def long_check(arms: Arms, sets: dict[str, tuple]) -> dict[str, float]:
     """The labels-only recipe trained twice as long (first seed): its accuracy on every set."""
-    model = arms.extra["labels_only_long"].model
+    model = arms.long.model
     return {name: metrics.accuracy(y, batched(model, x).argmax(1)) for name, (x, y) in sets.items()}

@@ -136,6 +136,7 @@ def render_builtin(report_dir: Path) -> Path:
     _shift_headings(doc, meta.get("shift-heading-level-by"))
     _auto_column_widths(doc)
     _unbreakable_intervals(doc)
+    _long_tables_break(doc["blocks"])
     images = _relocate_images(doc, report_dir, build_dir)
 
     style = build_dir / "style.typ"
@@ -513,6 +514,36 @@ def _unbreakable_intervals(doc: dict) -> None:
                         and [before.get("t"), between.get("t"), after.get("t")] == ["Str", "Space", "Str"]
                         and before["c"].startswith("[") and before["c"].endswith(",") and after["c"].endswith("]")):
                     items[i] = {"t": "Str", "c": "\u00a0"}
+
+
+LONG_TABLE_ROWS = 30  # about a page of 8-pt rows beside a caption
+
+
+def _long_tables_break(blocks: list) -> None:
+    """A float never breaks across pages, so a table of more than `LONG_TABLE_ROWS` rows is set in the text
+    flow, where Typst may break it (its header repeats on each page)."""
+    for i in reversed(range(len(blocks))):
+        block = blocks[i]
+        if block.get("t") == "Table" and sum(len(body[3]) for body in block["c"][4]) > LONG_TABLE_ROWS:
+            blocks[i:i + 1] = [
+                {"t": "RawBlock", "c": ["typst", "#[\n#set figure(placement: none)\n"
+                                                 "#show figure: set block(breakable: true)"]},
+                block,
+                {"t": "RawBlock", "c": ["typst", "]"]},
+            ]
+            continue
+        for child in _block_lists(block.get("c")):
+            _long_tables_break(child)
+
+
+def _block_lists(value):
+    """Every list of blocks directly inside a pandoc element's content (a Div's body, a list's items...)."""
+    if isinstance(value, list):
+        if value and all(isinstance(item, dict) and "t" in item for item in value):
+            yield value
+        else:
+            for item in value:
+                yield from _block_lists(item)
 
 
 def _splice_cites(value, replace) -> None:
