@@ -144,15 +144,16 @@ def run_all(ws: Workspace, profile: str, seed: int, device: str, data_path: str 
     if only:
         return None  # a partial run leaves the report and the totals of the last full run alone
     ws.update_report_variables("run", runinfo.report_variables(profile, seed, device, seconds, renderer_name(engine)))
-    pdf = None
-    if render:
-        from lib.render.renderer import render_report
-
-        log(f"rendering the report with {renderer_name(engine)}")
-        pdf = render_report(ws.report, engine=engine)
-        log(f"report: {pdf}")
+    # the run's record is kept before rendering, so that a report that fails to render loses no run
     summary_path = ws.update_summary({"seconds_total": round(time.perf_counter() - start, 1)})
     runs = ws.results / "runs"
     runs.mkdir(exist_ok=True)
     shutil.copyfile(summary_path, runs / f"{profile}.json")  # this profile's last complete run
+    if not render:
+        return None
+    from lib.render.renderer import render_report
+
+    log(f"rendering the report with {renderer_name(engine)}")
+    pdf = render_report(ws.report, engine=engine)
+    log(f"report: {pdf}")
     return pdf

@@ -1,13 +1,16 @@
 """The notebooks narrate: papermill parameters, calls into lib, figures and short text; they lint clean."""
 
+import json
 import shutil
 import subprocess
 
 import jupytext
 import pytest
 
+from lib import pipeline
+from lib.errors import UserError
 from lib.pipeline import NOTEBOOK_DIR, notebook_names
-from lib.workspace import PROJECT_ROOT
+from lib.workspace import PROJECT_ROOT, Workspace
 
 PARAMETERS = ("profile", "seed", "device", "workspace", "data_path")
 CODE_LINE_BUDGET = 600  # all notebooks together: the logic lives in lib, with tests
@@ -44,3 +47,14 @@ def test_lib_tests_and_notebooks_lint_clean():
 def test_code_line_count_ignores_comments_and_markdown():
     notebook = jupytext.reads("# %% [markdown]\n# text\n\n# %%\n# a comment\nx = 1\n\ny = 2\n", fmt="py:percent")
     assert code_lines(notebook) == 2
+
+
+def test_a_report_that_fails_to_render_loses_no_run(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path)
+    seconds = {name: 1.0 for name in notebook_names()}
+    monkeypatch.setattr(pipeline, "run", lambda *args, **kwargs: seconds)
+    with pytest.raises(UserError):  # the workspace has no report project to render
+        pipeline.run_all(ws, "smoke", 0, "cpu", None, engine="builtin", log=lambda message: None)
+    record = json.loads((ws.results / "runs" / "smoke.json").read_text())
+    assert record == json.loads((ws.results / "summary.json").read_text())
+    assert record["seconds_total"] >= 0

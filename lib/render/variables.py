@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
+
 from lib.errors import UserError
 from lib.render.format import interval, mean_std, pct, signed
 from lib.render.names import ARMS, DESCRIPTIONS, SCORES, origin
@@ -118,6 +120,7 @@ def classification_variables(results: dict) -> dict | None:
             values[f"{arm}_gain_{set_name}_ci"] = interval(gain["ci"], 2, 100, sign=True)
             values[f"{arm}_gain_{set_name}_verdict"] = verdict(gain)
     values.update({f"labels_only_long_{set_name}": pct(value) for set_name, value in run["labels_only_long"].items()})
+    values["long_check_sentence"] = long_check_sentence(run["labels_only_long"], per_seed["labels_only"])
     evidence = choice["evidence"]
     best = max(evidence["gain"], key=evidence["gain"].get)
     spread = max(value for value in (evidence["std"][best], evidence["std"]["labels_only"]) if value is not None)
@@ -142,6 +145,32 @@ def classification_variables(results: dict) -> dict | None:
         values[f"gain_over_baseline_{set_name}_ci"] = interval(gain["ci"], 2, 100, sign=True)
         values[f"gain_over_baseline_{set_name}_verdict"] = verdict(gain)
     return values
+
+
+def against_seeds(value: float, seeds: list[float]) -> str:
+    """Where one run's value falls against its recipe's seeds: above, below or within their mean ± one standard
+    deviation."""
+    mean, std = float(np.mean(seeds)), float(np.std(seeds, ddof=1))
+    return "above" if value > mean + std else "below" if value < mean - std else "within"
+
+
+def long_check_sentence(long: dict[str, float], labels_only: dict[str, list[float]]) -> str:
+    """The convergence check in words: the labels-only recipe at twice its length (one seed) against its seeds at
+    the usual length, on the 26,000 images and on set 1 (the only set that may shape the recipe)."""
+    where = {name: against_seeds(long[name], labels_only[name]) for name in ("unlabeled", "rep1_clean")}
+
+    def clause(name, images):
+        return (f"{pct(long[name])} % on {images}, {where[name]} the seeds' spread at the usual length "
+                f"({mean_std(labels_only[name], 2, 100)} %)")
+
+    on_unlabeled, on_set1 = clause("unlabeled", "the 26,000 images"), clause("rep1_clean", "set 1's clean images")
+    sentence = f"Trained twice as long (one seed), the labels-only recipe reaches {on_unlabeled}, and {on_set1}"
+    if where["rep1_clean"] != "above":
+        sentence += ("; set 1 alone may shape the recipe and shows no gain from the longer training there, so the "
+                     "recipe keeps its length")
+        if where["unlabeled"] == "above":
+            sentence += ", although the 26,000 images suggest that it has not fully converged"
+    return sentence
 
 
 @section("replica")
