@@ -94,8 +94,8 @@ class FinalModel(nn.Module):
         self.active = tuple(i for i, w in enumerate(np.asarray(weights, dtype=float)) if w)
 
     def forward(self, x: torch.Tensor):
-        # channels-last: the convolutions run about twice as fast so on CPUs (save_final_model stores the
-        # network's weights in that layout too)
+        # channels-last: the convolutions run about twice as fast in this layout on CPUs (save_final_model stores
+        # the network's weights in it too)
         x = (x.float() / 255.0).contiguous(memory_format=torch.channels_last)
         logits, raw, z = self.raw_evidence(x, self.active)
         return logits, self.combination(raw, list(self.active)), z

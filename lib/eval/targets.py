@@ -17,9 +17,11 @@ class Target:
     interval_above_zero: bool = False  # the 95 % interval (a paired difference) must exclude zero as well
     digits: str = ".3f"  # format of the shown value
 
+    def point_met(self, value: float) -> bool:
+        return {">=": value >= self.goal, "<=": value <= self.goal, ">": value > self.goal}[self.sense]
+
     def met(self, value: float, ci: list[float] | None = None) -> bool:
-        point = {">=": value >= self.goal, "<=": value <= self.goal, ">": value > self.goal}[self.sense]
-        return point and (not self.interval_above_zero or (ci is not None and ci[0] > 0))
+        return self.point_met(value) and (not self.interval_above_zero or (ci is not None and ci[0] > 0))
 
     def shown_goal(self) -> str:
         goal = f"{self.sense.replace('>=', '≥').replace('<=', '≤')} {self.scale * self.goal:g}"
@@ -29,11 +31,9 @@ class Target:
         """How far a missed target is from the goal, in shown units ("" when met)."""
         if self.met(value, ci):
             return ""
-        missing = abs(self.scale * (self.goal - value))
-        point_met = {">=": value >= self.goal, "<=": value <= self.goal, ">": value > self.goal}[self.sense]
-        if point_met:
+        if self.point_met(value):
             return "no interval" if ci is None else "interval includes 0"
-        return format(missing, self.digits.lstrip("+"))  # a distance: no sign
+        return format(abs(self.scale * (self.goal - value)), self.digits.lstrip("+"))  # a distance: no sign
 
     def shown(self, value: float, ci: list[float] | None = None) -> str:
         """The value (and its interval) as the table shows it."""

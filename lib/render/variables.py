@@ -65,16 +65,6 @@ def difference_phrase(difference: dict, scale: float = 100.0, unit: str = " poin
             f"{interval(difference['ci'], digits, scale, sign=True)}; {verdict(difference, lower_is_better)})")
 
 
-def versus(ours: list[float | None], theirs: list[float | None], higher_is_better: bool = True) -> str:
-    """"beats", "does not beat" or "beats on some measures but not all of": ours against a reference, measure by
-    measure (the report's sentences on the baseline are generated from this, never typed)."""
-    pairs = [(a, b) for a, b in zip(ours, theirs) if a is not None and b is not None]
-    if not pairs:
-        return "cannot be compared with"
-    wins = [(a > b) if higher_is_better else (a < b) for a, b in pairs]
-    return "beats" if all(wins) else "does not beat" if not any(wins) else "beats on some measures but not all of"
-
-
 # --------------------------------------------------------------------------- sections, one per notebook
 
 
@@ -240,8 +230,6 @@ def ood_variables(results: dict) -> dict | None:
         "auroc_conv_ae_rep2": f"{rows['recon_conv_ae']['auroc_rep2']:.3f}",
         "auroc_baseline_rep2": f"{baseline['auroc']['value']:.3f}",
         "ap_baseline_rep2": f"{baseline['average_precision']['value']:.3f}",
-        "versus_baseline": versus([rep2["auroc"]["value"], rep2["average_precision"]["value"]],
-                                  [baseline["auroc"]["value"], baseline["average_precision"]["value"]]),
         "worst_origin": origin(worst["origin"]) if worst else "n/a",
         "worst_origin_flagged": f"{100 * worst['flagged']:.0f}" if worst else "n/a",
         "spearman_auc": f"{run['hardness_spearman']['area under the curve']:.2f}",
