@@ -40,7 +40,7 @@ test: setup system-data
 
 lab: setup
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 clean:
 	rm -rf report/_build report/notebooks checkpoints

@@ -4,20 +4,12 @@
 `(logits (n, 5), anomaly_score (n,), description (n, 10))`; inputs are scaled
 to [0, 1] (x / 255), as in training.
 
-The anomaly score is a `lib.detect.StandardizedSum` of evidence (`lib.results.PARTS`),
-each part a `lib.detect` detector on one output of the network:
-- `Mahalanobis` on the pooled features of each of the three stages of the
-  backbone and on the description;
-- `KNN`: the cosine distance of the last stage's pooled features to their k-th
-  nearest neighbour among in-distribution training images;
-- `Energy` of the classifier's logits;
-- `ReconstructionError` of the decoder's image;
-- `FrameIntensity` of the 2-pixel frame (every in-distribution image is a
-  28x28 article padded with zeros, so its frame is black).
-Each part is standardised on in-distribution training images (the frame's
-standard deviation, zero there, is floored at `STD_FLOOR`, one intensity level).
-The weights (0 or 1 per part) select the combination chosen on representative
-set 1; `threshold` was fixed there too. Parts of weight 0 are not computed.
+The anomaly score is a `lib.detect.StandardizedSum` of evidence: one detector per part of
+`lib.results.PART_REGISTRY`, held and dispatched by part id, each reading the network output its entry names
+(`lib.detect.parts` makes and fits them). Each part is standardised on in-distribution training images (the
+frame's standard deviation, zero there, is floored at the profile's `anomaly.frame_std_floor`, one intensity
+level). The weights (0 or 1 per part) select the combination chosen on representative set 1; `threshold` was
+fixed there too. Parts of weight 0 are not computed.
 
 `save_final_model` exports the model (`torch.export`, a dynamic batch size)
 into `model.pt2` and writes `model.json` (threshold, class names, parts and
@@ -39,78 +31,63 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from lib.data.replica import CLASS_NAMES
-from lib.detect import KNN, Energy, FrameIntensity, Mahalanobis, ReconstructionError, StandardizedSum
+from lib.detect import Detector, StandardizedSum
 from lib.detect.base import as_float32
 from lib.errors import DataError
 from lib.nn.cnn import CNN
 from lib.nn.infer import batched
-from lib.results import PARTS
+from lib.results import PART_REGISTRY, PARTS
 
 MODEL_FILE = "model.pt2"
 META_FILE = "model.json"
 FORMAT_VERSION = 4
-FEATURES = ("stage0", "stage1", "stage2", "z")  # the network outputs the Mahalanobis parts read, in PARTS order
-KNN_FEATURES = "stage2"  # the kNN part reads the last stage's pooled features
-STD_FLOOR = 1.0 / 255  # one intensity level: the frame, constant on the training images, is measured in these units
 
 
 class FinalModel(nn.Module):
-    def __init__(self, network: CNN, mahalanobis: list[Mahalanobis], knn: KNN, threshold: float = math.nan,
-                 class_names: tuple[str, ...] = CLASS_NAMES):
-        """`network`: the trained CNN with description and decoder; `mahalanobis`: a fitted detector per feature
-        part (stages 1-3, description); `knn`: fitted on the last stage's features of in-distribution images."""
+    def __init__(self, network: CNN, detectors: dict[str, Detector], frame_std_floor: float,
+                 threshold: float = math.nan, class_names: tuple[str, ...] = CLASS_NAMES):
+        """`network`: the trained CNN with description and decoder; `detectors`: the fitted detector of every part,
+        by part id (`lib.detect.parts.fit_detectors`); `frame_std_floor`: the profile's `anomaly.frame_std_floor`."""
         super().__init__()
-        if len(mahalanobis) != len(FEATURES):
-            raise ValueError(f"need {len(FEATURES)} fitted Mahalanobis detectors (stages 1-3 and the description)")
+        missing = [part for part in PARTS if part not in detectors]
+        if missing:
+            raise ValueError(f"need a detector for every part; missing: {', '.join(missing)}")
         self.network, self.threshold, self.class_names = network, float(threshold), tuple(class_names)
-        self.mahalanobis, self.knn, self.energy = nn.ModuleList(mahalanobis), knn, Energy()
-        self.reconstruction_error, self.frame_intensity = ReconstructionError(), FrameIntensity(width=2)
-        floors = np.where(np.array(PARTS) == "frame", STD_FLOOR, 1e-12)
+        self.detectors = nn.ModuleDict({part: detectors[part] for part in PARTS})
+        floors = [frame_std_floor if PART_REGISTRY[part].detector == "frame" else 1e-12 for part in PARTS]
         self.combination = StandardizedSum(len(PARTS), floors)
         self.set_weights(np.ones(len(PARTS)))
 
-    def raw_evidence(self, x: torch.Tensor, parts: tuple[int, ...]):
-        """(logits, the parts `parts` (indices into PARTS) of the evidence before standardisation
-        (n, len(parts)), description) of images x in [0, 1]."""
+    def raw_evidence(self, x: torch.Tensor, parts: tuple[str, ...]):
+        """(logits, the parts `parts` (ids) of the evidence before standardisation (n, len(parts)), in that order,
+        description) of images x in [0, 1]."""
         out = self.network.outputs(x)
-        raw = []
-        for i in parts:
-            name = PARTS[i]
-            if i < len(FEATURES):
-                raw.append(self.mahalanobis[i](out[FEATURES[i]]))
-            elif name == "knn":
-                raw.append(self.knn(out[KNN_FEATURES]))
-            elif name == "energy":
-                raw.append(self.energy(out["logits"]))
-            elif name == "reconstruction":
-                raw.append(self.reconstruction_error(x, self.network.decode(out["z"])))
-            else:
-                raw.append(self.frame_intensity(x))
+        inputs = {**{name: (value,) for name, value in out.items()}, "pixels": (x,)}
+        if any(PART_REGISTRY[part].reads == "decoder" for part in parts):
+            inputs["decoder"] = (x, self.network.decode(out["z"]))
+        raw = [self.detectors[part](*inputs[PART_REGISTRY[part].reads]) for part in parts]
         return out["logits"], torch.stack(raw, dim=1), out["z"]
 
     def set_weights(self, weights) -> None:
-        """The weight of each part in the score; parts of weight 0 are not computed by `forward`."""
+        """The weight of each part (PARTS order) in the score; parts of weight 0 are not computed by `forward`."""
         self.combination.weights.copy_(as_float32(weights))
-        self.active = tuple(i for i, w in enumerate(np.asarray(weights, dtype=float)) if w)
+        self.active = tuple(part for part, w in zip(PARTS, np.asarray(weights, dtype=float)) if w)
 
     def forward(self, x: torch.Tensor):
         # channels-last: the convolutions run about twice as fast in this layout on CPUs (save_final_model stores
         # the network's weights in it too)
         x = (x.float() / 255.0).contiguous(memory_format=torch.channels_last)
         logits, raw, z = self.raw_evidence(x, self.active)
-        return logits, self.combination(raw, list(self.active)), z
+        return logits, self.combination(raw, [PARTS.index(part) for part in self.active]), z
 
     def evidence(self, images: np.ndarray) -> np.ndarray:
         """(n, len(PARTS)) standardised evidence of uint8 images, exactly as the deployed score sums it."""
-        every = list(range(len(PARTS)))
-        raw = batched(lambda x: self.raw_evidence(x, tuple(every))[1], images, self.combination.mean.device)
-        return self.combination.standardize(torch.as_tensor(raw), every).numpy().astype(np.float64)
+        raw = batched(lambda x: self.raw_evidence(x, PARTS)[1], images, self.combination.mean.device)
+        return self.combination.standardize(torch.as_tensor(raw), list(range(len(PARTS)))).numpy().astype(np.float64)
 
     def standardise_on(self, images: np.ndarray) -> FinalModel:
         """Fit the standardisation of every part on in-distribution training images (uint8); returns self."""
-        every = tuple(range(len(PARTS)))
-        raw = batched(lambda x: self.raw_evidence(x, every)[1], images, self.combination.mean.device)
-        self.combination.fit(raw.astype(np.float64))
+        self.combination.fit(batched(lambda x: self.raw_evidence(x, PARTS)[1], images, self.combination.mean.device))
         return self
 
 
@@ -162,7 +139,7 @@ def save_final_model(model: FinalModel, folder: Path | str, profile: str, extra:
         "format_version": FORMAT_VERSION,
         "threshold": model.threshold,
         "anomaly_flag": "anomaly_score > threshold",
-        "score_parts": [PARTS[i] for i in model.active],
+        "score_parts": list(model.active),
         "class_names": list(model.class_names),
         "embedding_dim": dim,
         "input": {"dtype": "uint8", "shape": [1, 32, 32], "scaling": "x / 255"},

@@ -12,7 +12,9 @@ profile does not change is the `cpu` value.
 
 `smoke` proves the pipeline works (seconds per notebook, used by the tests),
 `cpu` is the default without CUDA (the whole report in under 45 minutes on two
-cores), `gpu` the default with CUDA (larger models, longer training, more seeds).
+cores), `gpu` the default with CUDA: the model twice as wide, trained longer
+(FixMatch over 60 passes) with larger batches and five seeds (`GPU_MODEL`), and
+the comparison systems trained longer.
 Each notebook prints its profile at the top (`describe`) and the report's
 settings table is `settings_table`.
 """
@@ -122,6 +124,7 @@ class CNNConfig:
     n_classes: int = 5
     description_dim: int = 0  # 0: no description head
     decoder: bool = False  # a decoder from the description (the gradient stopped at the description)
+    decoder_width: int = 32  # channels of the decoder's last layer (4x, 2x, 1x of it from 4x4 to 32x32)
 
 
 NETWORK_CONFIGS = (FCAutoencoderConfig, ConvAutoencoderConfig, VAEConfig, ContrastiveConfig, ClassifierConfig,
@@ -229,31 +232,47 @@ class Baseline:
     training: Training = BASELINE_TRAINING
 
 
-# The noisy student's views: stronger than the labels-only shifts (zoom, aspect, rotation, exposure, faint noise,
-# small erased patches), all well below the replica's corruptions
-NOISY = AugmentConfig(shift=3 / 32, scale=(0.9, 1.1), aspect=0.1, rotation=8.0, gain=0.25, gamma=0.25, noise=0.03,
-                      erase=0.25, erase_size=(0.1, 0.25))
+# FixMatch's strong views: the weak views' shifts plus rotation, zoom, aspect (a shear-like stretch), exposure, noise
+# and one erased 11x11 square per image, all below the replica's corruptions
+FIXMATCH_STRONG = AugmentConfig(shift=4 / 32, scale=(0.9, 1.1), aspect=0.15, rotation=15.0, gain=0.4, gamma=0.0,
+                                noise=0.05, erase=1.0, erase_size=(11 / 32, 11 / 32))
+
+
+@dataclass(frozen=True)
+class FixMatch:
+    """FixMatch (lib.train.runs.fixmatch_cnn), continuing a labels-only network: each step a batch of labels and
+    `training.batch` unlabeled images; an exponential moving average (EMA) of the weights labels a weak view
+    (`training.augment`) of each unlabeled image, and where its top probability reaches `confidence` the network
+    learns that label on a strong view. `training.epochs` counts passes over the unlabeled images."""
+
+    training: Training = Training(lr=1e-3, weight_decay=5e-4, batch=256, epochs=5, warmup=0.1, augment=SHIFT_3,
+                                  label_smoothing=0.1)
+    labeled_batch: int = 64
+    strong: AugmentConfig = FIXMATCH_STRONG
+    # label smoothing 0.1 caps a five-class network's confidence at 0.9 + 0.1 / 5 = 0.92, below FixMatch's usual
+    # 0.95, so the threshold sits below that cap
+    confidence: float = 0.85
+    ema_decay: float = 0.999  # the EMA's decay, ramped up as min(decay, (1 + t) / (10 + t)) over the first steps
+    unlabeled_weight: float = 1.0
 
 
 @dataclass(frozen=True)
 class Model:
     """The project's model (lib.experiments.model): the plain CNN's backbone with a classifier, a ten-dimensional
-    description and a decoder, trained in arms that differ in what they learn from, each with every seed: the
-    2,000 labels alone; each labels-only network then trained on all 28,000 images with the labels-only networks'
-    averaged probabilities as targets (distillation); the labels-only recipe from a contrastively pretrained
-    backbone."""
+    description and a decoder, trained in two arms with every seed: the 2,000 labels alone, and FixMatch over the
+    26,000 unlabeled images continuing each seed's labels-only network; the oracle continues the first seed's
+    labels-only network with the true classes of all 28,000 images."""
 
     network: CNNConfig = CNNConfig(description_dim=10, decoder=True)
-    labels_only: Training = BASELINE_TRAINING  # the plain CNN's recipe: 30 passes over each of the 2,000 images
-    long_epochs: int = 60  # a convergence check of the labels-only recipe (first seed only): this many passes
-    # distillation and the oracle, from the labels-only network of the same seed: passes over all 28,000 images
-    # (no label smoothing: the teacher's probabilities are soft already)
-    distilled: Training = Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=3, warmup=0.1, augment=NOISY)
-    pretraining: Training = Training(lr=2e-3, weight_decay=1e-4, batch=256, epochs=2, warmup=0.25,
-                                     min_lr_fraction=0.01, augment=STRONG)  # SimCLR of the backbone
-    temperature: float = 0.5  # NT-Xent temperature of the pretraining
+    # the plain CNN's recipe trained twice as long: at 30 epochs it was still improving
+    labels_only: Training = replace(BASELINE_TRAINING, epochs=60)
+    fixmatch: FixMatch = FixMatch()
+    oracle: Training = Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=2, warmup=0.1, augment=SHIFT_3,
+                                label_smoothing=0.1)  # passes over all 28,000 images with their true classes
     reconstruction_weight: float = 1.0  # decoder loss (the decoder sees the description with the gradient stopped)
-    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of every arm; the teacher is the labels-only arm's networks
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of every arm
+    curve_images: int = 5_000  # unlabeled images (answer key) of the learning curves; shown, never used for a choice
+    curve_every: int = 6  # labels-only epochs between points of its learning curve (FixMatch: every pass)
 
 
 @dataclass(frozen=True)
@@ -266,15 +285,21 @@ class Anomaly:
     predict_images: int = 10_000  # images of the timed `predict` run
     unseen_clean: int = 500  # unseen-kind check set (lib.data.unseen): fresh clean images
     unseen_per_kind: int = 100  # ... and anomalies of each kind
+    mahalanobis_ridge: float = 1e-6  # every Mahalanobis detector: ridge on its covariance, times its mean variance
+    frame_width: int = 2  # the frame part's outer pixels: the replica pads every 28x28 article with 2 zero pixels
+    frame_std_floor: float = 1 / 255  # floor of the frame part's standard deviation (0 on clean images): one level
 
 
 @dataclass(frozen=True)
 class Transfer:
     """Notebook 05: every source pretrains the model's network (without its decoder), which is then fine-tuned on
-    the labels from the source's backbone; the contrastive sources use the model's contrastive pretraining recipe
-    (`model.pretraining`), so the in-domain source is the model's own pretraining."""
+    the labels from the source's backbone: the related source (the foreign classes) contrastively (SimCLR with the
+    description as projection) and with its labels, the mismatched source (digits) with its labels."""
 
     source_images: int | None = 26_000  # foreign images drawn for pretraining (None: the whole filtered pool)
+    contrastive: Training = Training(lr=2e-3, weight_decay=1e-4, batch=256, epochs=2, warmup=0.25,
+                                     min_lr_fraction=0.01, augment=STRONG)
+    temperature: float = 0.5  # NT-Xent temperature of the contrastive source
     # supervised source pretraining (foreign classes, digits), with the labels-only arm's views and smoothing
     source: Training = Training(lr=2e-3, weight_decay=5e-4, batch=128, steps=300, warmup=0.3, augment=SHIFT_3,
                                 label_smoothing=0.1)
@@ -396,20 +421,30 @@ def _finetune_steps(stage: str, names: tuple[str, ...], steps: int, eval_every: 
 
 
 CPU = Profile("cpu")
+# the gpu profile scales the model itself: twice the widths, longer labels-only training, FixMatch over 60 passes
+# with larger batches (seven unlabeled images per label, as in FixMatch's paper), five seeds
+GPU_MODEL = {
+    "model.network.widths": (64, 64, 128, 128, 256, 256), "model.network.decoder_width": 64,
+    "model.labels_only.epochs": 150, "model.curve_every": 10,
+    "model.fixmatch.training.epochs": 60, "model.fixmatch.training.batch": 896, "model.fixmatch.labeled_batch": 128,
+    "model.fixmatch.training.lr": 2e-3, "model.fixmatch.training.warmup": 0.02,
+    "model.oracle.epochs": 10, "model.oracle.batch": 256, "model.seeds": (0, 1, 2, 3, 4),
+}
 PROFILES = {
     "smoke": override(CPU, {
         "name": "smoke", "subset": 600, "report.bootstrap": 100, "report.umap_points": 400,
         **_smoke_pretraining(),
         **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary", "fixmatch"), 20, 10),
         "classification.budgets": (50,), "classification.curve_steps": 10, "classification.curve_fixmatch_steps": 10,
-        "baseline.training.epochs": 2, "model.labels_only.epochs": 2, "model.long_epochs": 3,
-        "model.distilled.epochs": 1, "model.pretraining.epochs": 1, "model.pretraining.batch": 128,
-        "model.seeds": (0, 1),
+        "baseline.training.epochs": 2, "model.labels_only.epochs": 2, "model.fixmatch.training.epochs": 1,
+        "model.oracle.epochs": 1, "model.seeds": (0, 1), "model.curve_every": 1, "model.curve_images": 300,
+        "transfer.contrastive.epochs": 1, "transfer.contrastive.batch": 128,
         "transfer.source_images": 600, "transfer.source.steps": 10, "transfer.source.batch": 64,
         "transfer.finetune.steps": 10, "transfer.budgets": (50,), "transfer.eval_images": 600}),
     "cpu": CPU,
     "gpu": override(CPU, {
         "name": "gpu", "report.bootstrap": 2000, "report.umap_points": 8000,
+        **GPU_MODEL,
         **{f"pretraining.{name}.training.{key}": value for name in ("fc_ae", "conv_ae", "conv_ae_bn", "vae")
            for key, value in (("batch", 512), ("epochs", 30), ("warmup", 1 / 60))},
         **{f"pretraining.{name}.network.width": 32 for name in ("conv_ae", "conv_ae_bn", "vae")},

@@ -25,11 +25,35 @@ DESCRIPTIONS = ("pca", *PRETRAINED)
 # notebook 03: the classifiers ("model": the project's deployed network) and the arms of the project's model
 SYSTEMS = ("supervised_cnn", "contrastive_finetuned", "auxiliary", "contrastive_fixmatch", "autoencoder_probe",
            "vae_probe", "contrastive_probe", "stacking", "baseline", "oracle", "model")
-MODEL_ARMS = ("labels_only", "distilled", "contrastive_init")
+MODEL_ARMS = ("labels_only", "fixmatch")
+UNLABELED_ARM = "fixmatch"  # the arm whose gain over labels only measures what the unlabeled images add
+
 
 # notebook 04: the anomaly scores; the parts of our evidence and their combinations that set 1 chooses among
-PARTS = ("stage_1", "stage_2", "stage_3", "description", "knn", "energy", "reconstruction", "frame")
-FEATURE_PARTS = PARTS[:4]  # Mahalanobis distances of the pooled features of every stage and of the description
+@dataclass(frozen=True)
+class Part:
+    """A part of our anomaly evidence: the network output it reads (a backbone stage's pooled features `stage0`..,
+    the description `z`, the classifier's `logits`, the `decoder`'s image of the description, the `pixels`), its
+    detector (a kind of `lib.detect.parts.DETECTORS`) and its display names, in text and as a table column."""
+
+    reads: str
+    detector: str
+    name: str
+    column: str
+
+
+PART_REGISTRY = {  # every part of our evidence, one entry each
+    "stage_1": Part("stage0", "mahalanobis", "stage 1 features", "stage 1"),
+    "stage_2": Part("stage1", "mahalanobis", "stage 2 features", "stage 2"),
+    "stage_3": Part("stage2", "mahalanobis", "stage 3 features", "stage 3"),
+    "description": Part("z", "mahalanobis", "description", "descr."),
+    "knn": Part("stage2", "knn", "kNN, stage 3 features", "kNN"),
+    "energy": Part("logits", "energy", "energy", "energy"),
+    "reconstruction": Part("decoder", "reconstruction", "reconstruction error", "recon."),
+    "frame": Part("pixels", "frame", "frame intensity", "frame"),
+}
+PARTS = tuple(PART_REGISTRY)
+FEATURE_PARTS = tuple(name for name, part in PART_REGISTRY.items() if part.detector == "mahalanobis")
 COMBINATIONS = {
     **{part: (part,) for part in PARTS},
     "features_every_depth": FEATURE_PARTS,
@@ -105,8 +129,9 @@ def summary(results: dict[str, dict]) -> dict[str, Any]:
                 _estimate(out, f"classification.gain_over_baseline.{set_name}",
                           classification["gain_over_baseline"][set_name])
                 _estimate(out, f"classification.gain_from_unlabeled.{set_name}",
-                          classification["gain_vs_labels_only"][unlabeled_arm(classification)][set_name])
+                          classification["gain_vs_labels_only"][UNLABELED_ARM][set_name])
                 _mean_std(out, f"classification.accuracy.{set_name}", classification["per_seed"][chosen][set_name])
+        out["classification.gain_from_unlabeled.arm"] = UNLABELED_ARM
         if "oracle" in accuracy:
             _estimate(out, "classification.accuracy.oracle_rep2_clean", accuracy["oracle"]["rep2_clean"])
     ood = results.get("04_ood_scoring")
@@ -131,16 +156,6 @@ def summary(results: dict[str, dict]) -> dict[str, Any]:
         for key, column in SEED_KEYS.items():
             _mean_std(out, key, [row[column] for row in per_seed])
     return out
-
-
-def unlabeled_arm(classification: dict) -> str:
-    """The arm that measures what the unlabeled images add: the chosen arm when it uses them, else the arm that
-    came closest on set 1 (the one the choice compared)."""
-    choice = classification["choice"]
-    if choice["chosen"] != "labels_only":
-        return choice["chosen"]
-    gains = choice["evidence"]["gain"]
-    return max(gains, key=gains.get)
 
 
 # summary key (under seeds.) -> column of notebook 04's per-seed table of the complete model

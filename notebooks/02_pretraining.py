@@ -176,7 +176,7 @@ plt.show()
 #| fig-cap: "Unlabeled images 1, 2, 3, 6, 7 and 9 (top row, counted from 0) and what each model draws from its ten-dimensional code. The contrastive model draws through its decoder, which sees only the embedding."
 rows = pre.reconstructions(trained, data.unlabeled)
 fig = plots.plot_image_rows({tables.description_name(name): images for name, images in rows.items()},
-                            column_titles=[f"image {i}" for i in pre.SHOWN_IMAGES], figsize=(7.5, 7.0))
+                            column_titles=[f"image {i}" for i in pre.SHOWN_IMAGES], figsize=(5.2, 4.6))
 ctx.save_figure(fig, "02_reconstructions")
 plt.show()
 
@@ -225,7 +225,7 @@ maps = pre.umap_maps(embeddings, evaluations, best.chosen, y_unlabeled, ctx.prof
 #| fig-cap: "UMAP of two ten-dimensional descriptions of the same unlabeled images, coloured by true class: the baseline convolutional autoencoder (left) and the description with the best k-means accuracy (right). Islands of one colour are classes the description keeps apart; mixed regions are classes it confuses."
 pair = [pre.BASELINE, best.chosen]
 fig = plots.plot_embedding_maps({tables.map_title(m, evaluations[m].metrics): maps.maps[m] for m in pair}, maps.colours,
-                                CLASS_NAMES, figsize=(10, 4.6), legend_title=tables.map_legend(maps.answer_key))
+                                CLASS_NAMES, figsize=(6.2, 3.4), legend_title=tables.map_legend(maps.answer_key))
 ctx.save_figure(fig, "02_embedding_umap")
 plt.show()
 
@@ -234,7 +234,7 @@ plt.show()
 #| fig-cap: "UMAP of the other descriptions, coloured by true class (same images as the previous figure)."
 others = [m for m in maps.maps if m not in pair]
 fig = plots.plot_embedding_maps({tables.map_title(m, evaluations[m].metrics): maps.maps[m] for m in others}, maps.colours,
-                                CLASS_NAMES, ncols=len(others), figsize=(10, 3.4),
+                                CLASS_NAMES, ncols=len(others), figsize=(6.2, 2.7),
                                 legend_title=tables.map_legend(maps.answer_key))
 ctx.save_figure(fig, "02_embedding_umap_all")
 plt.show()
@@ -278,7 +278,7 @@ modes = pre.mode_rows(trained["contrastive"].model, evaluations["contrastive"], 
                       data.unlabeled)
 fig = plots.plot_image_rows({f"{name}\n({size:,} images)": images for name, size, images in modes},
                             column_titles=["decoded\ncentre"] + [f"nearest\n{i + 1}" for i in range(pre.NEAREST)],
-                            figsize=(9, 5.8))
+                            figsize=(6.2, 3.9))
 ctx.save_figure(fig, "02_modes")
 plt.show()
 

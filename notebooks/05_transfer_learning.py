@@ -106,13 +106,9 @@ plt.show()
 # %% [markdown]
 # ## Pretraining
 #
-# - **In-domain, contrastive**: the model's contrastive pretraining on the
-#   unlabeled images (notebook 03's `contrastive_init` arm starts from it),
-#   loaded from its checkpoint. When notebook 05 runs alone, it is missing and
-#   the row is left out.
-# - **Related, contrastive**: the same recipe (augmentation, temperature, batch
-#   size, learning rate, epochs) on as many foreign images. Equal budgets make
-#   these two a fair comparison of the *data*.
+# - **Related, contrastive**: SimCLR (two augmented views of every image find
+#   each other by their description) on as many foreign images as we have
+#   unlabeled ones.
 # - **Related and mismatched, supervised**: the network trained with label-smoothed
 #   cross entropy on shifted source images (the labels-only recipe), evaluated
 #   on held-out source images (10 % of the foreign pool, 20 % of the digits) to
@@ -202,7 +198,7 @@ plt.show()
 
 # %%
 #| label: tbl-transfer-ood
-#| tbl-cap: "ROC AUC on representative set 1 after fine-tuning with every label of the training split: Mahalanobis distance in the ten-dimensional embedding (all anomalies, foreign articles only, corrupted images only) and the negative maximum softmax probability (MSP, all anomalies); 95 % bootstrap intervals. The last column is the change of the foreign-article AUROC relative to training from scratch (paired interval)."
+#| tbl-cap: "ROC AUC on representative set 1 after fine-tuning with every label of the training split: Mahalanobis distance in the ten-dimensional embedding (all anomalies, foreign articles only, corrupted images only) and the negative maximum softmax probability (MSP, all anomalies); 95 % bootstrap intervals. The last column is the change of the foreign-article ROC AUC relative to training from scratch (paired interval)."
 Markdown(tables.transfer_ood({k: run.auroc for k, run in runs.items()}, auroc_gain, ev.budgets[-1],
                              with_origin=ev.rep1_origin is not None).to_markdown(index=False))
 

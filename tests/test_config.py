@@ -7,7 +7,6 @@ import pytest
 from lib.config import (
     CPU,
     NETWORK_CONFIGS,
-    NOISY,
     PROFILES,
     STAGES,
     STRONG,
@@ -51,18 +50,26 @@ def test_smoke_is_smaller_than_cpu_and_gpu_larger():
                  "transfer.finetune.steps", "transfer.source.steps"):
         values = [dict(flatten(p))[path] for p in (smoke, cpu, gpu)]
         assert values[0] < values[1] < values[2], (path, values)
-    assert len(gpu.model.seeds) >= 3
+    assert len(gpu.model.seeds) >= 5
+
+
+def test_the_gpu_profile_scales_the_model_itself():
+    cpu, gpu = PROFILES["cpu"].model, PROFILES["gpu"].model
+    assert all(g == 2 * c for g, c in zip(gpu.network.widths, cpu.network.widths, strict=True))
+    assert gpu.fixmatch.training.epochs >= 50 and gpu.labels_only.epochs > cpu.labels_only.epochs
+    assert gpu.fixmatch.training.batch > cpu.fixmatch.training.batch
+    assert gpu.fixmatch.labeled_batch > cpu.fixmatch.labeled_batch
 
 
 def test_override_changes_the_named_settings_only():
-    changed = override(CPU, {"model.distilled.epochs": 7, "baseline.network.dropout": 0.0, "name": "x"})
-    assert changed.name == "x" and changed.model.distilled.epochs == 7 and changed.baseline.network.dropout == 0.0
+    changed = override(CPU, {"model.oracle.epochs": 7, "baseline.network.dropout": 0.0, "name": "x"})
+    assert changed.name == "x" and changed.model.oracle.epochs == 7 and changed.baseline.network.dropout == 0.0
     before, after = dict(flatten(CPU)), dict(flatten(changed))
     assert {path for path in before if before[path] != after[path]} == {
-        "name", "model.distilled.epochs", "baseline.network.dropout"}
-    assert CPU.model.distilled.epochs == 3  # the original is untouched
+        "name", "model.oracle.epochs", "baseline.network.dropout"}
+    assert CPU.model.oracle.epochs == 2  # the original is untouched
     with pytest.raises(KeyError, match="no setting 'epochz'"):
-        override(CPU, {"model.distilled.epochz": 1})
+        override(CPU, {"model.oracle.epochz": 1})
     # a setting the smoke profile does not change is the cpu value
     smoke = PROFILES["smoke"]
     assert smoke.anomaly == CPU.anomaly and smoke.model.network == CPU.model.network
@@ -82,30 +89,30 @@ def test_dead_settings_are_gone():
     assert "posterior_refit" not in {f.name for f in fields(type(CPU.anomaly))}
     assert "oracle" not in {f.name for f in fields(type(CPU.classification))}  # the model's arms train the oracle
     assert {"training", "pseudo_confidence"}.isdisjoint(f.name for f in fields(type(CPU.model)))
-    assert "contrastive" not in {f.name for f in fields(type(CPU.transfer))}  # the model's pretraining recipe
+    assert {"distilled", "pretraining", "long_epochs"}.isdisjoint(f.name for f in fields(type(CPU.model)))
 
 
 def test_the_model_arms_and_the_transfer_study_use_plain_training_recipes():
     model = CPU.model
-    assert {f.name for f in fields(type(model))} == {"network", "labels_only", "long_epochs", "distilled",
-                                                     "pretraining", "temperature", "reconstruction_weight", "seeds"}
-    for recipe in (model.labels_only, model.distilled, model.pretraining, CPU.transfer.source,
-                   CPU.transfer.finetune):
+    assert {f.name for f in fields(type(model))} == {"network", "labels_only", "fixmatch", "oracle",
+                                                     "reconstruction_weight", "seeds", "curve_images", "curve_every"}
+    for recipe in (model.labels_only, model.fixmatch.training, model.oracle, CPU.transfer.source,
+                   CPU.transfer.finetune, CPU.transfer.contrastive):
         assert isinstance(recipe, Training)
-    assert model.labels_only == CPU.baseline.training  # the plain CNN's recipe
-    assert model.network == CNNConfig(description_dim=10, decoder=True) and len(model.seeds) >= 2
+    # the plain CNN's recipe, longer
+    assert model.labels_only == replace(CPU.baseline.training, epochs=model.labels_only.epochs)
+    assert model.labels_only.epochs > CPU.baseline.training.epochs
+    assert model.network == CNNConfig(description_dim=10, decoder=True) and len(model.seeds) >= 3
     assert CPU.transfer.finetune == replace(CPU.transfer.source, steps=200)
     assert 0 < CPU.anomaly.knn_bank and CPU.anomaly.knn_k < CPU.anomaly.knn_bank
-    # the convergence check trains the labels-only recipe longer (first seed only)
-    assert model.long_epochs > model.labels_only.epochs
-    # distillation and the oracle: a few passes over all 28,000 images with the noisy student's views, no label
-    # smoothing (the teacher's probabilities are soft already)
-    assert model.distilled == Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=3, warmup=0.1, augment=NOISY)
-    assert model.distilled.label_smoothing == 0.0 and model.distilled.steps is None
+    # FixMatch keeps the labels-only arm's smoothing, so its threshold sits below the smoothed confidence cap
+    smoothing = model.fixmatch.training.label_smoothing
+    assert smoothing == model.labels_only.label_smoothing
+    assert model.fixmatch.confidence < 1 - smoothing + smoothing / 5
     smoke = PROFILES["smoke"].model  # every arm shorter in the smoke profile
-    for arm in ("labels_only", "distilled", "pretraining"):
-        assert getattr(smoke, arm).epochs < getattr(model, arm).epochs, arm
-    assert smoke.labels_only.epochs < smoke.long_epochs < model.long_epochs
+    for recipe in ("labels_only", "oracle"):
+        assert getattr(smoke, recipe).epochs < getattr(model, recipe).epochs, recipe
+    assert smoke.fixmatch.training.epochs < model.fixmatch.training.epochs
 
 
 def test_notebook_02_trains_each_model_as_long_as_it_must_show():

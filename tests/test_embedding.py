@@ -88,3 +88,38 @@ def test_pca_embedding_and_nearest_to_centres():
     np.testing.assert_allclose(train[:5], other, rtol=1e-5, atol=1e-5)
     z = np.array([[0.0], [5.0], [0.2], [4.0], [10.0]])
     assert embedding.nearest_to_centres(z, np.array([[0.0], [5.0]]), 2).tolist() == [[0, 2], [1, 3]]
+
+
+def test_pca_reconstruction_error_is_zero_in_the_subspace_and_falls_with_the_dimension():
+    rng = np.random.default_rng(0)
+    basis = rng.random((2, 1024))
+    images = (rng.random((60, 2)) @ basis * 100).reshape(60, 1, 32, 32)
+    assert embedding.pca_reconstruction_mse(images, dim=2).max() < 1e-8  # two directions hold every image
+    noisy = rng.integers(0, 256, (50, 1, 32, 32), dtype=np.uint8)
+    errors = [embedding.pca_reconstruction_mse(noisy, dim=d, chunk=7).mean() for d in (1, 5, 20)]
+    assert errors[0] > errors[1] > errors[2] > 0
+    # the per-image error is the squared residual per pixel in [0, 1], from a PCA fitted on the same images
+    from sklearn.decomposition import PCA
+    x = noisy.reshape(50, -1) / 255.0
+    pca = PCA(5, random_state=0).fit(x)
+    np.testing.assert_allclose(embedding.pca_reconstruction_mse(noisy, dim=5, chunk=7),
+                               ((pca.inverse_transform(pca.transform(x)) - x) ** 2).mean(axis=1), rtol=1e-4)
+    assert embedding.pca_of(x, 3).shape == (50, 3)
+
+
+def test_class_mean_error_replaces_each_image_by_its_class_mean():
+    images = np.zeros((4, 1, 32, 32), np.uint8)
+    images[1] = 255  # class 0: black and white; class 1: two grey images alike
+    images[2:] = 51
+    mse = embedding.class_mean_mse(images, np.array([0, 0, 1, 1]))
+    np.testing.assert_allclose(mse, [0.25, 0.25, 0, 0])  # half a unit from the class mean on every pixel
+    np.testing.assert_allclose(embedding.class_mean_mse(images, np.zeros(4, int)),
+                               ((images.reshape(4, -1) / 255 - images.reshape(4, -1).mean(0) / 255) ** 2).mean(1),
+                               rtol=1e-5)
+
+
+def test_within_class_share_is_zero_at_the_class_means_and_one_without_class_structure():
+    classes = np.array([0, 0, 1, 1])
+    assert embedding.within_class_share(np.array([[0.0], [0.0], [2.0], [2.0]]), classes) == 0
+    assert embedding.within_class_share(np.array([[0.0], [2.0], [0.0], [2.0]]), classes) == 1
+    assert embedding.within_class_share(np.array([[0.0], [1.0], [4.0], [5.0]]), classes) == pytest.approx(1 / 17)

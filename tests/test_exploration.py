@@ -75,10 +75,10 @@ def test_summary_and_report_variables():
                                 "representative_set_2": 6}
     assert results["anomalies"] == {"rep1": 3, "rep2": 1}
     variables = data_variables({"01_data_exploration": results})
-    assert variables["n_unlabeled"] == "30" and variables["anomaly_percent_rep1"] == "30.0"
-    assert variables["pca10_variance"] == "71" and variables["source"] == "replica built from Fashion-MNIST"
+    assert variables["n_unlabeled"] == "30" and variables["n_anomalies_rep2"] == "1"
+    assert variables["one_anomaly_recall"] == "100.0"
     results["sizes"]["unlabeled"] = 26000
     results["is_replica"] = False
     variables = data_variables({"01_data_exploration": results})
-    assert variables["n_unlabeled"] == "26,000" and variables["source"] == "original assignment data"
+    assert variables["n_unlabeled"] == "26,000"
     assert data_variables({}) is None

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from lib.config import PROFILES, STRONG, CNNConfig, Training
-from lib.experiments.model import one_hot
 from lib.nn.cnn import CNN
 from lib.nn.infer import batched
 from lib.train import checkpoint, objectives
@@ -23,6 +22,10 @@ TINY_NETWORK = replace(MODEL.network, widths=(4, 4, 8, 8, 8, 8))
 # the labels-only arm's recipe for 8 steps: a record (and checkpoint) every step
 TINY_TRAINING = replace(MODEL.labels_only, epochs=None, steps=8, batch=16)
 QUIET = dict(log=lambda *_: None, progress=False)
+
+
+def one_hot(labels, classes: int = 5) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[np.asarray(labels)]
 
 
 def test_heads_and_shapes():

@@ -5,6 +5,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,11 +14,11 @@ import pytest
 import torch
 from torch import nn
 
-from lib.bundle import FEATURES, FORMAT_VERSION, KNN_FEATURES, STD_FLOOR, FinalModel, load_final_model, save_final_model
+from lib.bundle import FORMAT_VERSION, FinalModel, load_final_model, save_final_model
 from lib.cli import main
-from lib.config import CNNConfig
+from lib.config import Anomaly, CNNConfig
 from lib.data.replica import CLASS_NAMES, pad
-from lib.detect import KNN, Mahalanobis
+from lib.detect.parts import fit_detectors
 from lib.errors import DataError, UserError
 from lib.nn.cnn import CNN
 from lib.nn.infer import batched
@@ -28,6 +29,7 @@ from tests.test_safe_pickle import CreatesFile, valid_data
 
 COLUMNS = ["index", "class", "class_name", "anomaly_score", "anomaly_flag"] + [f"z{i}" for i in range(10)]
 LABELS = np.arange(200) % 5
+SETTINGS = replace(Anomaly(), knn_k=5)  # the profile's `anomaly` as deployed, k = 5 for a bank of 100 images
 
 
 def tiny_network(seed=0) -> CNN:
@@ -47,17 +49,17 @@ def tiny_network(seed=0) -> CNN:
     return network.eval()
 
 
-def tiny_model(seed=0, weights=None) -> tuple[FinalModel, np.ndarray]:
-    """FinalModel on `tiny_network` with Mahalanobis detectors (the default ridge, as deployed) fitted to its own
-    features of random images, a kNN detector (k = 5) whose bank is the last stage's features of other random
-    images, every part standardised on the first images."""
+def tiny_model(seed=0, weights=None, settings=SETTINGS) -> tuple[FinalModel, np.ndarray]:
+    """FinalModel on `tiny_network` with every part's detector made with `settings` (the profile's `anomaly`):
+    the Mahalanobis detectors fitted to its own outputs of random images, the kNN bank its outputs of other random
+    images; every part standardised on the first images."""
     network = tiny_network(seed)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (200, 1, 32, 32), dtype=np.uint8)
     outputs = batched(network.outputs, images)
-    detectors = [Mahalanobis().fit(outputs[name], LABELS) for name in FEATURES]
-    bank = batched(network.outputs, rng.integers(0, 256, (100, 1, 32, 32), dtype=np.uint8))[KNN_FEATURES]
-    model = FinalModel(network, detectors, KNN(k=5).fit(bank)).standardise_on(images)
+    bank = batched(network.outputs, rng.integers(0, 256, (100, 1, 32, 32), dtype=np.uint8))
+    detectors = fit_detectors(outputs, LABELS, bank, settings)
+    model = FinalModel(network, detectors, settings.frame_std_floor).standardise_on(images)
     if weights is not None:
         model.set_weights(weights)
     return model, images
@@ -106,12 +108,13 @@ def test_evidence_matches_its_definitions():
     mean, std = model.combination.mean.numpy(), model.combination.std.numpy()
     raw = model.evidence(images) * std + mean
     assert raw.shape == (200, len(PARTS)) and raw.dtype == np.float64
-    for i, name in enumerate(FEATURES):
-        expected = mahalanobis_reference(outputs[name], LABELS, reg=1e-6)
-        np.testing.assert_allclose(raw[:, i], expected, rtol=1e-3, atol=1e-3)
+    # the Mahalanobis parts: the pooled features of each stage and the description
+    for part, output in (("stage_1", "stage0"), ("stage_2", "stage1"), ("stage_3", "stage2"), ("description", "z")):
+        expected = mahalanobis_reference(outputs[output], LABELS, reg=1e-6)
+        np.testing.assert_allclose(raw[:, PARTS.index(part)], expected, rtol=1e-3, atol=1e-3)
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    bank = model.knn.bank.numpy().astype(np.float64)
-    knn = np.sort(1 - unit(outputs[KNN_FEATURES].astype(np.float64)) @ bank.T, axis=1)[:, 4]  # k = 5
+    bank = model.detectors["knn"].bank.numpy().astype(np.float64)
+    knn = np.sort(1 - unit(outputs["stage2"].astype(np.float64)) @ bank.T, axis=1)[:, 4]  # the last stage, k = 5
     np.testing.assert_allclose(raw[:, PARTS.index("knn")], knn, atol=1e-5)
     logits = outputs["logits"].astype(np.float64)
     energy = -np.log(np.exp(logits).sum(axis=1))
@@ -133,7 +136,7 @@ def test_score_is_the_weighted_sum_of_the_chosen_parts():
                     weights_of("stage_3", "reconstruction", "frame"), weights_of("knn", "energy"),
                     [1] * len(PARTS)):
         model, images = tiny_model(seed=2, weights=weights)
-        assert model.active == tuple(i for i, w in enumerate(weights) if w)  # only these parts are computed
+        assert model.active == tuple(p for p, w in zip(PARTS, weights) if w)  # only these parts are computed
         logits, scores, z = run_model(model, images)
         np.testing.assert_allclose(scores, model.evidence(images) @ np.asarray(weights), rtol=1e-4, atol=1e-4)
         outputs = batched(model.network.outputs, images)
@@ -146,16 +149,52 @@ def test_frame_std_is_floored_on_black_frames():
     frame = PARTS.index("frame")
     padded = images.copy()
     padded[:, :, :2], padded[:, :, -2:], padded[:, :, :, :2], padded[:, :, :, -2:] = 0, 0, 0, 0
-    model.standardise_on(padded)  # every frame black: a standard deviation of 0 becomes STD_FLOOR
-    assert model.combination.std[frame].item() == pytest.approx(STD_FLOOR)
+    model.standardise_on(padded)  # every frame black: a standard deviation of 0 becomes the floor
+    assert model.combination.std[frame].item() == pytest.approx(SETTINGS.frame_std_floor) == pytest.approx(1 / 255)
     noise = np.random.default_rng(0).integers(0, 256, (5, 1, 32, 32), dtype=np.uint8)
     assert (model.evidence(noise)[:, frame] > 50).all()  # uniform noise: far beyond any clean image
+    floored = tiny_model(seed=3, settings=replace(SETTINGS, frame_std_floor=0.5))[0].standardise_on(padded)
+    assert floored.combination.std[frame].item() == pytest.approx(0.5)  # the floor comes from the settings
 
 
-def test_final_model_needs_a_detector_per_feature_part():
-    network = tiny_network()
-    with pytest.raises(ValueError, match="need 4 fitted Mahalanobis detectors"):
-        FinalModel(network, [Mahalanobis()] * 3, KNN())
+def test_final_model_needs_a_detector_per_part():
+    model, _ = tiny_model()
+    detectors = {part: model.detectors[part] for part in PARTS if part != "frame"}
+    with pytest.raises(ValueError, match="need a detector for every part; missing: frame"):
+        FinalModel(model.network, detectors, SETTINGS.frame_std_floor)
+
+
+def test_the_bundle_dispatches_by_part_id():
+    """Each part's evidence is its own detector on its own network output, whatever parts are asked for, in
+    whatever order, and whatever order the detectors come in."""
+    model, images = tiny_model(seed=4)
+    x = torch.as_tensor(images[:50] / 255.0, dtype=torch.float32)
+    with torch.no_grad():
+        every = model.raw_evidence(x, PARTS)[1].numpy()
+        for parts in (("frame", "stage_1", "knn"), ("reconstruction",), ("energy",), tuple(reversed(PARTS))):
+            columns = [PARTS.index(part) for part in parts]
+            np.testing.assert_allclose(model.raw_evidence(x, parts)[1].numpy(), every[:, columns], rtol=1e-6)
+        shuffled = FinalModel(model.network, dict(reversed(list(model.detectors.items()))), SETTINGS.frame_std_floor)
+        np.testing.assert_allclose(shuffled.raw_evidence(x, PARTS)[1].numpy(), every, rtol=1e-6)
+    assert list(model.detectors) == list(PARTS)
+
+
+def test_the_parts_settings_come_from_the_config():
+    """The frame width, the Mahalanobis ridge and the kNN's k of the profile's `anomaly` reach the deployed parts."""
+    model, images = tiny_model(seed=1)
+    changed, _ = tiny_model(seed=1, settings=replace(SETTINGS, frame_width=4, mahalanobis_ridge=0.5, knn_k=2))
+    raw = {name: m.evidence(images) * m.combination.std.numpy() + m.combination.mean.numpy()
+           for name, m in (("deployed", model), ("changed", changed))}
+    x = images / 255.0
+    for width, name in ((2, "deployed"), (4, "changed")):
+        inner = x[:, :, width:-width, width:-width]
+        frame = (x.sum(axis=(1, 2, 3)) - inner.sum(axis=(1, 2, 3))) / (32 * 32 - inner[0].size)
+        np.testing.assert_allclose(raw[name][:, PARTS.index("frame")], frame, rtol=1e-5, atol=1e-6)
+    outputs = batched(model.network.outputs, images)
+    np.testing.assert_allclose(raw["changed"][:, PARTS.index("stage_3")],
+                               mahalanobis_reference(outputs["stage2"], LABELS, reg=0.5), rtol=1e-3, atol=1e-3)
+    assert changed.detectors["knn"].k == 2 and changed.detectors["stage_1"].reg == 0.5
+    assert not np.allclose(raw["deployed"][:, PARTS.index("knn")], raw["changed"][:, PARTS.index("knn")])
 
 
 def test_exported_model_matches_eager(tmp_path):

@@ -2,20 +2,20 @@
 
 import pytest
 
-from lib.results import MODEL_ARMS, Decision, Estimate, flat, plain, summary, unlabeled_arm
+from lib.results import MODEL_ARMS, UNLABELED_ARM, Decision, Estimate, flat, plain, summary
 
 
 def estimate(value, width=0.01):
     return {"value": value, "ci": [value - width, value + width]}
 
 
-def classification_results(chosen="distilled", gains=None):
+def classification_results(chosen="fixmatch", gains=None):
     """What notebook 03 records and the summary reads: "model" is the chosen arm's first network."""
     accuracy = {name: {"unlabeled": estimate(v), "rep2_clean": {"value": v - 0.005, "ci": [v - 0.02, v]}}
                 for name, v in (("model", 0.98), ("baseline", 0.96), ("oracle", 0.99))}
     per_seed = {arm: {"rep1_clean": [0.97, 0.97, 0.98], "unlabeled": [0.97, 0.96, 0.98],
                       "rep2_clean": [0.95, 0.97, 0.96]} for arm in MODEL_ARMS}
-    gains = gains or {"distilled": 0.01, "contrastive_init": -0.002}
+    gains = gains or {"fixmatch": 0.01}
     return plain({"choice": Decision("rule", chosen, {"mean": {}, "std": {}, "gain": gains, "seeds": {}}),
                   "accuracy": accuracy, "per_seed": per_seed,
                   "gain_over_baseline": {"unlabeled": estimate(0.02), "rep2_clean": estimate(0.015)},
@@ -26,7 +26,7 @@ def classification_results(chosen="distilled", gains=None):
 
 
 def test_summary_of_notebook_03_uses_the_model_and_the_baseline():
-    keys = summary({"03_classification": classification_results("distilled")})
+    keys = summary({"03_classification": classification_results("fixmatch")})
     assert keys["classification.accuracy.unlabeled"] == 0.98
     assert keys["classification.accuracy.unlabeled_ci"] == pytest.approx([0.97, 0.99])
     assert keys["baseline.accuracy.rep2_clean"] == pytest.approx(0.955)
@@ -41,18 +41,13 @@ def test_summary_of_notebook_03_uses_the_model_and_the_baseline():
     assert not any(key.startswith(("ood.", "embedding.")) for key in keys)  # notebook 04 has not run
 
 
-def test_the_gain_from_unlabeled_images_is_the_chosen_arms_or_the_closest_ones():
-    chosen = classification_results("contrastive_init")
-    assert unlabeled_arm(chosen) == "contrastive_init"
-    assert summary({"03_classification": chosen})["classification.gain_from_unlabeled.unlabeled"] == \
-        pytest.approx(0.002)
-    # labels only chosen: the arm that came closest on set 1 measures what the unlabeled images add
-    for gains, closest in (({"distilled": -0.01, "contrastive_init": -0.002}, "contrastive_init"),
-                           ({"distilled": 0.001, "contrastive_init": -0.002}, "distilled")):
-        results = classification_results("labels_only", gains)
-        assert unlabeled_arm(results) == closest
-        assert summary({"03_classification": results})["classification.gain_from_unlabeled.unlabeled"] == \
-            pytest.approx(results["gain_vs_labels_only"][closest]["unlabeled"]["value"])
+def test_the_gain_from_unlabeled_images_is_fixmatchs_whichever_arm_is_chosen():
+    assert UNLABELED_ARM == "fixmatch" and UNLABELED_ARM in MODEL_ARMS
+    for chosen in MODEL_ARMS:
+        keys = summary({"03_classification": classification_results(chosen, {"fixmatch": -0.01})})
+        assert keys["classification.gain_from_unlabeled.arm"] == "fixmatch"
+        assert keys["classification.gain_from_unlabeled.unlabeled"] == pytest.approx(0.001)
+        assert keys["classification.gain_from_unlabeled.unlabeled_ci"] == pytest.approx([-0.009, 0.011])
 
 
 def test_nothing_ran_gives_an_empty_summary():
@@ -72,20 +67,17 @@ def test_flat_gives_dotted_keys():
 
 
 def test_parts_systems_and_arms_have_names_everywhere():
-    from lib import bundle
     from lib.render import names
     from lib.results import COMBINATIONS, FEATURE_PARTS, PARTS, REFERENCE_SCORES, SYSTEMS
 
     assert PARTS == ("stage_1", "stage_2", "stage_3", "description", "knn", "energy", "reconstruction", "frame")
-    assert FEATURE_PARTS == PARTS[:4] and len(bundle.FEATURES) == len(FEATURE_PARTS)
+    assert FEATURE_PARTS == PARTS[:4]  # the Mahalanobis parts (lib.results.PART_REGISTRY)
     assert COMBINATIONS["features_knn_energy_frame"] == (*FEATURE_PARTS, "knn", "energy", "frame")
     assert COMBINATIONS["every_part"] == PARTS and all(set(parts) <= set(PARTS) for parts in COMBINATIONS.values())
     assert "energy" not in REFERENCE_SCORES  # a part of our evidence now
     assert "model" in SYSTEMS and not any(name.startswith("model_") for name in SYSTEMS)
-    assert MODEL_ARMS == ("labels_only", "distilled", "contrastive_init")
+    assert MODEL_ARMS == ("labels_only", "fixmatch")
     assert set(names.SYSTEMS) == set(SYSTEMS)
-    # every arm, and the labels-only convergence check (trained, shown, never a candidate)
-    assert tuple(arm for arm in names.ARMS if arm != "labels_only_long") == MODEL_ARMS
-    assert "labels_only_long" in names.ARMS and "labels_only_long" not in MODEL_ARMS
+    assert tuple(names.ARMS) == MODEL_ARMS
     assert set(COMBINATIONS) | set(REFERENCE_SCORES) <= set(names.SCORES)
     assert tuple(names.PART_COLUMNS) == PARTS

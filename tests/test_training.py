@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lib.config import (
+    SHIFT_3,
     STRONG,
     ClassifierConfig,
     CNNConfig,
@@ -319,3 +320,78 @@ def test_generators_differ_by_seed_index_and_stream():
 
     assert draw(0, 3) == draw(0, 3)
     assert len({tuple(draw(*a)) for a in [(0, 3), (1, 3), (0, 4), (0, 3, "cpu", 1)]}) == 4
+
+
+# --------------------------------------------------------------------------- FixMatch: the loop with an EMA
+
+
+def fixmatch_run(root, fixmatch, network, **kwargs):
+    from lib.train.runs import fixmatch_cnn
+
+    torch.manual_seed(0)
+    init = build(network).eval()
+    labels = np.random.default_rng(1).integers(0, 5, len(IMAGES))
+    return fixmatch_cnn(network, fixmatch, IMAGES, labels, IMAGES[::-1].copy(), root, "fixmatch", 0, 1.0, init,
+                        **kwargs)
+
+
+@pytest.fixture
+def tiny_fixmatch():
+    from lib.config import FixMatch
+
+    # 64 unlabeled images in batches of 32 (two steps per pass), 16 labels a step, a threshold every view passes
+    return FixMatch(training=replace(TWO_EPOCHS, augment=SHIFT_3, label_smoothing=0.1), labeled_batch=16,
+                    confidence=0.0), CNNConfig(widths=(4, 4, 8, 8, 8, 8), description_dim=10, decoder=True)
+
+
+def test_fixmatch_resumes_exactly_and_returns_the_ema_network(tmp_path, tiny_fixmatch):
+    fixmatch, network = tiny_fixmatch
+    straight = fixmatch_run(tmp_path / "straight", fixmatch, network, **QUIET)
+    with pytest.raises(Killed):
+        fixmatch_run(tmp_path / "interrupted", fixmatch, network, log=die_after_records(1), progress=False)
+    resumed = fixmatch_run(tmp_path / "interrupted", fixmatch, network, **QUIET)
+    assert_same_weights(straight.model, resumed.model)
+    assert untimed(straight.history) == untimed(resumed.history)
+    assert all(h["confident_fraction"] == 1.0 and h["unlabeled"] > 0 for h in straight.history)
+    # the returned network is the average, not the last weights: the checkpoint keeps both
+    saved = checkpoint.read(straight.folder)
+    assert_same_weights(straight.model, checkpoint.load_model(straight.folder))
+    assert any(not torch.equal(saved["state"][k], saved["training"]["network"][k]) for k in saved["state"])
+
+
+def test_the_ema_follows_the_network_at_first_then_averages():
+    from lib.train.ema import EMA
+
+    net = torch.nn.Linear(2, 1)
+    ema = EMA(net, decay=0.999)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    start = ema.model.weight.clone()
+    ema.update(net, 0)  # decay min(0.999, 1 / 10): nearly the network
+    torch.testing.assert_close(ema.model.weight, 0.1 * start + 0.9 * net.weight)
+    before = ema.model.weight.clone()
+    with torch.no_grad():
+        net.weight.fill_(2.0)
+    ema.update(net, 10_000)  # decay 0.999
+    torch.testing.assert_close(ema.model.weight, 0.999 * before + 0.001 * net.weight)
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_the_gpu_profiles_model_settings_run_at_tiny_size_on_the_cpu(tmp_path):
+    """The gpu profile's model (its network, labels-only recipe and FixMatch settings) shrunk to a few steps:
+    every setting reaches the runs."""
+    from lib.config import PROFILES
+    from lib.train.runs import fixmatch_cnn, train_cnn
+
+    model = PROFILES["gpu"].model
+    labels = np.random.default_rng(1).integers(0, 5, len(IMAGES))
+    labels_only = train_cnn(model.network, replace(model.labels_only, epochs=1, batch=32), IMAGES, labels, tmp_path,
+                            "labels_only", 0, model.reconstruction_weight, **QUIET)
+    fixmatch = replace(model.fixmatch, training=replace(model.fixmatch.training, epochs=1, batch=32), labeled_batch=16)
+    result = fixmatch_cnn(model.network, fixmatch, IMAGES, labels, IMAGES, tmp_path, "fixmatch", 0,
+                          model.reconstruction_weight, labels_only.model, **QUIET)
+    assert result.model.config.widths == (64, 64, 128, 128, 256, 256)
+    assert result.model.decoder is not None and result.model.config.decoder_width == 64
+    key = checkpoint.read(result.folder)["training"]["key"]
+    assert key["settings"]["training"]["lr"] == model.fixmatch.training.lr
+    assert key["settings"]["confidence"] == model.fixmatch.confidence

@@ -6,7 +6,8 @@ among them and fixes the threshold (`lib.eval.protocol`).
 - `KNN`: cosine distance to the k-th nearest training feature vector;
 - `MaxSoftmax`, `Energy`: from classifier logits;
 - `ReconstructionError`: an image against its reconstruction; `FrameIntensity`: mean of the image border;
-- `StandardizedSum`: a weighted sum of other detectors' scores, each standardised on in-distribution data.
+- `StandardizedSum`: a weighted sum of other detectors' scores, each standardised on in-distribution data;
+- `parts`: the detector of every part of our evidence (`lib.results.PART_REGISTRY`), made by its kind and fitted.
 
 The torch detectors are modules (`Detector`): their fitted statistics are buffers, so the deployed model
 (`lib.bundle`) exports the very objects the analyses use.

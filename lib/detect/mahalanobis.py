@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lib.config import Anomaly
 from lib.detect.base import Detector, as_float32
 
 
@@ -13,12 +14,12 @@ class Mahalanobis(Detector):
     feature vectors; the score is min_k (f - mu_k)^T Sigma^-1 (f - mu_k).
 
     Fitting runs in float64: class means, the pooled within-class covariance with a ridge of `reg` times its mean
-    variance (dead ReLU channels make it singular), its inverse, and the Cholesky factor L of the precision.
-    Scoring computes |f L - mu_k L|^2 in float32, which never forms the quadratic form of a badly conditioned
-    precision matrix in single precision.
+    variance (dead ReLU channels make it singular; the profile's `anomaly.mahalanobis_ridge`, by default the `cpu`
+    profile's), its inverse, and the Cholesky factor L of the precision. Scoring computes |f L - mu_k L|^2 in
+    float32, which never forms the quadratic form of a badly conditioned precision matrix in single precision.
     """
 
-    def __init__(self, reg: float = 1e-6):
+    def __init__(self, reg: float = Anomaly.mahalanobis_ridge):
         super().__init__()
         self.reg = reg
         self.register_buffer("whiten", torch.zeros(0, 0))

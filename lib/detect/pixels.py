@@ -15,11 +15,11 @@ class ReconstructionError(Detector):
 
 
 class FrameIntensity(Detector):
-    """Mean intensity of the outer `width` pixels of images in [0, 1]. Every in-distribution image is a 28x28
-    article padded with zeros to 32x32, so its 2-pixel frame is black: this reads the padding, and is evidence
-    only for data padded the same way."""
+    """Mean intensity of the outer `width` pixels of images in [0, 1] (the profile's `anomaly.frame_width`). Every
+    in-distribution image is a 28x28 article padded with zeros to 32x32, so its 2-pixel frame is black: this reads
+    the padding, and is evidence only for data padded the same way."""
 
-    def __init__(self, width: int = 2):
+    def __init__(self, width: int):
         super().__init__()
         self.width = width
 

@@ -127,3 +127,48 @@ def nearest_to_centres(z: np.ndarray, centres: np.ndarray, count: int) -> np.nda
     """(k, count) indices of the points nearest to each centre."""
     d = ((z[None, :, :] - centres[:, None, :]) ** 2).sum(-1)
     return np.argsort(d, axis=1)[:, :count]
+
+
+# --------------------------------------------------------------------------- what a description holds within a mode
+
+
+def flat_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 images (n, 1, 32, 32) as float32 rows of pixels in [0, 1] (n, 1024)."""
+    return np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
+
+
+def pca_of(features: np.ndarray, dim: int = 10, seed: int = 0) -> np.ndarray:
+    """The first `dim` principal components of `features` (n, d), fitted on those same rows (unsupervised: the
+    reference descriptions at equal dimension, e.g. PCA-10 of a network's pooled features)."""
+    return PCA(dim, random_state=seed).fit_transform(np.asarray(features, dtype=np.float32)).astype(np.float32)
+
+
+def pca_reconstruction_mse(images: np.ndarray, dim: int = 10, seed: int = 0, chunk: int = 4096) -> np.ndarray:
+    """Per image, the mean squared error per pixel (pixels in [0, 1]) of its reconstruction from PCA-`dim` of the
+    pixels, fitted on the same images (no labels)."""
+    x = flat_pixels(images)
+    pca = PCA(dim, random_state=seed).fit(x)
+    return np.concatenate([((pca.inverse_transform(pca.transform(part)) - part) ** 2).mean(axis=1)
+                           for part in np.array_split(x, max(1, -(-len(x) // chunk)))]).astype(np.float64)
+
+
+def class_mean_mse(images: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per image, the mean squared error per pixel (pixels in [0, 1]) when it is replaced by the mean image of its
+    class among the same images: the best any reconstruction that knows only the class can do (in squared
+    error)."""
+    x, classes = flat_pixels(images), np.asarray(classes)
+    out = np.empty(len(x), dtype=np.float64)
+    for c in np.unique(classes):
+        members = classes == c
+        out[members] = ((x[members] - x[members].mean(axis=0)) ** 2).mean(axis=1)
+    return out
+
+
+def within_class_share(z: np.ndarray, classes: np.ndarray) -> float:
+    """Share of a description's variance that lies within the classes: the trace of the within-class covariance
+    over the trace of the total covariance (0: every point sits at its class mean; about 1: the classes do not
+    shift the mean)."""
+    z, classes = np.asarray(z, dtype=np.float64), np.asarray(classes)
+    centred = z - z.mean(axis=0)
+    within = sum(((z[classes == c] - z[classes == c].mean(axis=0)) ** 2).sum() for c in np.unique(classes))
+    return float(within / (centred ** 2).sum())

@@ -321,6 +321,14 @@ def detection_difference(metric):
 auroc_difference = detection_difference(auroc)
 
 
+def verdict(difference: dict, lower_is_better: bool = False) -> str:
+    """"better", "worse" or "no detectable difference": where the 95 % interval of ours minus the reference lies."""
+    low, high = difference["ci"]
+    if lower_is_better:
+        low, high = -high, -low
+    return "better" if low > 0 else "worse" if high < 0 else "no detectable difference"
+
+
 def paired_difference(correct_a, correct_b, n_resamples: int, seed: int, level: float = 0.95) -> dict:
     """Difference of two accuracies on the same items, mean(a) - mean(b), with a paired bootstrap interval:
     the items of both arrays are resampled jointly, so the interval reflects only how the two models differ

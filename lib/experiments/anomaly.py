@@ -1,21 +1,25 @@
 """What notebook 04 studies: the evidence of the project's model and its combinations, the comparison systems'
 scores, all fitted on in-distribution training data only; the complete model built from the combination chosen
-on set 1; the analyses of its errors (by origin and part, gallery, seeds, unseen kinds). The choices themselves
-are `lib.eval.protocol`'s. Analyses that need the replica's answer key return None on the original data."""
+on set 1; the analyses of its errors (by origin and part, gallery, seeds, unseen kinds); its comparison with the
+plain CNN with and without the frame part, and with its detectors fitted on the labeled images alone (set 2,
+evaluation only). The choices themselves are `lib.eval.protocol`'s. Analyses that need the replica's answer key
+return None on the original data."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
-from lib.bundle import FEATURES, KNN_FEATURES, FinalModel
+from lib.bundle import FinalModel
 from lib.data import ANOMALY
 from lib.data.unseen import load_unseen_set
 from lib.detect import KNN, Mahalanobis, MaxSoftmax
+from lib.detect.parts import fit_detectors
 from lib.eval import embedding, metrics, protocol
 from lib.nn.infer import batched, device_of
-from lib.results import COMBINATIONS, PARTS, Estimate
+from lib.results import COMBINATIONS, PARTS, Estimate, plain
 from lib.train import checkpoint
 
 SCORED = ("rep1", "rep2")
@@ -44,16 +48,12 @@ def network_outputs(network, images: np.ndarray) -> dict[str, np.ndarray]:
     return batched(network.outputs, images)
 
 
-def mahalanobis_on(features: np.ndarray, labels: np.ndarray) -> Mahalanobis:
-    return Mahalanobis().fit(features, labels, n_classes=5)
-
-
-def baseline_scores(baseline, data) -> dict[str, np.ndarray]:
+def baseline_scores(baseline, data, settings) -> dict[str, np.ndarray]:
     """The plain CNN's score: squared Mahalanobis distance of its pooled last-stage features to the nearest class
-    mean (shared covariance, class means from the labeled images)."""
+    mean (shared covariance, class means from the labeled images; `settings`: the profile's `anomaly`)."""
     features = {s: batched(baseline.outputs, images)[f"stage{len(baseline.stages) - 1}"]
                 for s, images in (("labeled", data.labeled_x), ("rep1", data.rep1_x), ("rep2", data.rep2_x))}
-    detector = mahalanobis_on(features["labeled"], data.labeled_y)
+    detector = Mahalanobis(reg=settings.mahalanobis_ridge).fit(features["labeled"], data.labeled_y, n_classes=5)
     return {s: detector.score(features[s]) for s in SCORED}
 
 
@@ -78,29 +78,35 @@ def reference_scores(ctx, models: dict, network) -> dict[str, dict[str, np.ndarr
         "vae_elbo": {s: elbo(sets[s]) for s in SCORED},
         "knn_contrastive": {s: knn.score(contrastive[s]) for s in SCORED},
         "msp": {s: MaxSoftmax().score(logits[s]) for s in SCORED},
-        "baseline_mahalanobis": baseline_scores(models["baseline"], data),
+        "baseline_mahalanobis": baseline_scores(models["baseline"], data, settings),
     }
 
 
-def combination_weights(name: str) -> np.ndarray:
-    return np.array([float(part in COMBINATIONS[name]) for part in PARTS])
+def combination_weights(name: str, frame: bool = True) -> np.ndarray:
+    """The weight (0 or 1) of each part (PARTS order) in a combination; frame=False: without its frame part."""
+    return np.array([float(part in COMBINATIONS[name] and (frame or part != "frame")) for part in PARTS])
 
 
-def fit_evidence(network, data, settings, seed: int) -> FinalModel:
-    """The deployed model before its choice: the network; one Mahalanobis detector per feature part fitted on
-    the labeled images and the unlabeled ones with the network's own labels; the kNN detector's bank, a random
-    `settings.knn_bank` of the unlabeled images' last-stage features (at most half of them; `settings`: the
-    profile's `anomaly`); every part standardised on the other unlabeled images (the bank's own would find
-    themselves in it).
-    In-distribution training data only."""
-    labeled, unlabeled = network_outputs(network, data.labeled_x), network_outputs(network, data.unlabeled)
-    y = np.concatenate([data.labeled_y, unlabeled["logits"].argmax(1)])
-    mahalanobis = [mahalanobis_on(np.concatenate([labeled[name], unlabeled[name]]), y) for name in FEATURES]
-    in_bank = np.zeros(len(data.unlabeled), dtype=bool)
-    bank = min(settings.knn_bank, len(data.unlabeled) // 2)
-    in_bank[np.random.default_rng(seed).permutation(len(data.unlabeled))[:bank]] = True
-    knn = KNN(k=settings.knn_k).fit(unlabeled[KNN_FEATURES][in_bank])
-    return FinalModel(network.cpu().eval(), mahalanobis, knn).standardise_on(data.unlabeled[~in_bank])
+def fit_evidence(network, data, settings, seed: int, labels_only: bool = False) -> FinalModel:
+    """The deployed model before its choice: the network and every part's detector (`lib.detect.parts`), fitted
+    on in-distribution training data only (`settings`: the profile's `anomaly`). The Mahalanobis parts: class
+    means and shared covariance of the labeled images and the unlabeled ones with the network's own labels; the
+    kNN part's bank: a random `settings.knn_bank` of the unlabeled images (at most half of them); every part
+    standardised on the other unlabeled images (the bank's own would find themselves in it).
+    `labels_only`: the same from the labeled images alone (Mahalanobis on them with their labels, the bank and
+    the standardisation from them), to measure what the unlabeled images add."""
+    labeled = network_outputs(network, data.labeled_x)
+    if labels_only:
+        outputs, classes, pool, pooled = labeled, data.labeled_y, data.labeled_x, labeled
+    else:
+        unlabeled = network_outputs(network, data.unlabeled)
+        outputs = {name: np.concatenate([labeled[name], unlabeled[name]]) for name in labeled}
+        classes = np.concatenate([data.labeled_y, unlabeled["logits"].argmax(1)])
+        pool, pooled = data.unlabeled, unlabeled
+    in_bank = np.zeros(len(pool), dtype=bool)
+    in_bank[np.random.default_rng(seed).permutation(len(pool))[:min(settings.knn_bank, len(pool) // 2)]] = True
+    detectors = fit_detectors(outputs, classes, {name: values[in_bank] for name, values in pooled.items()}, settings)
+    return FinalModel(network.cpu().eval(), detectors, settings.frame_std_floor).standardise_on(pool[~in_bank])
 
 
 def combination_scores(model: FinalModel, images: dict[str, np.ndarray]) -> tuple[dict, dict]:
@@ -126,18 +132,83 @@ DETECTION = {"auroc": metrics.auroc, "average_precision": metrics.average_precis
              "fpr_at_95_tpr": metrics.fpr_at_tpr}
 
 
-def baseline_estimates(baseline_rep2: np.ndarray, flags: np.ndarray, n_resamples: int, seed: int) -> dict:
-    """ROC AUC, average precision and FPR95 of the plain CNN's score on set 2, with intervals."""
-    return {name: Estimate(**metrics.metric_with_ci(metric, baseline_rep2, flags, n_resamples=n_resamples, seed=seed))
+def detection_estimates(scores: np.ndarray, flags: np.ndarray, n_resamples: int, seed: int) -> dict:
+    """ROC AUC, average precision and FPR95 of a score on set 2, with intervals."""
+    return {name: Estimate(**metrics.metric_with_ci(metric, scores, flags, n_resamples=n_resamples, seed=seed))
             for name, metric in DETECTION.items()}
 
 
-def versus_baseline(ours_rep2: np.ndarray, baseline_rep2: np.ndarray, flags: np.ndarray, n_resamples: int,
-                    seed: int) -> dict:
-    """Our deployed score minus the plain CNN's on set 2, per detection metric, paired over the same images."""
-    return {name: Estimate(**metrics.paired_detection_difference(metric, ours_rep2, baseline_rep2, flags,
-                                                                 n_resamples, seed))
+def detection_differences(scores_a: np.ndarray, scores_b: np.ndarray, flags: np.ndarray, n_resamples: int,
+                          seed: int) -> dict:
+    """Score a's detection metrics minus score b's on set 2, each with a paired interval (the same images)."""
+    return {name: Estimate(**metrics.paired_detection_difference(metric, scores_a, scores_b, flags, n_resamples,
+                                                                 seed))
             for name, metric in DETECTION.items()}
+
+
+def versus_baseline_without_frame(parts_rep2: np.ndarray, chosen: str, baseline_rep2: np.ndarray,
+                                  flags: np.ndarray, n_resamples: int, seed: int) -> dict:
+    """The chosen combination without its frame part (which reads the replica's zero padding) against the plain
+    CNN's score on set 2, evaluation only: its parts, its detection metrics and their paired differences from
+    the plain CNN's. `parts_rep2`: set 2's standardised evidence (n, len(PARTS))."""
+    ours = parts_rep2 @ combination_weights(chosen, frame=False)
+    return {"parts": [part for part in COMBINATIONS[chosen] if part != "frame"],
+            "ours": detection_estimates(ours, flags, n_resamples, seed),
+            "versus_baseline": detection_differences(ours, baseline_rep2, flags, n_resamples, seed)}
+
+
+def fit_on_labels_only(network, data, settings, seed: int, chosen: str, parts_rep2: np.ndarray, flags: np.ndarray,
+                       n_resamples: int) -> dict:
+    """What fitting the detectors' statistics on the unlabeled images adds: the chosen combination with every
+    detector fitted on the labeled and unlabeled images (`parts_rep2`, set 2's evidence as deployed) and on the
+    labeled images alone (`fit_evidence(labels_only=True)`), on set 2, evaluation only: both scores' detection
+    metrics and the paired difference (labeled and unlabeled minus labels only)."""
+    weights = combination_weights(chosen)
+    scores = {"labeled_and_unlabeled": parts_rep2 @ weights,
+              "labels_only": fit_evidence(network, data, settings, seed, labels_only=True).evidence(data.rep2_x)
+              @ weights}
+    return {"combination": chosen,
+            "fit_images": {"labeled_and_unlabeled": len(data.labeled_x) + len(data.unlabeled),
+                           "labels_only": len(data.labeled_x)},
+            **{name: detection_estimates(values, flags, n_resamples, seed) for name, values in scores.items()},
+            "difference": detection_differences(scores["labeled_and_unlabeled"], scores["labels_only"], flags,
+                                                n_resamples, seed)}
+
+
+METRIC_NAMES = {"auroc": "ROC AUC", "average_precision": "average precision", "fpr_at_95_tpr": "FPR at 95 % TPR"}
+
+
+def _with_interval(estimate) -> str:
+    estimate = plain(estimate)
+    return f"{estimate['value']:+.3f} [{estimate['ci'][0]:+.3f}, {estimate['ci'][1]:+.3f}]"
+
+
+def versus_baseline_table(with_frame: dict, without_frame: dict, baseline: dict) -> pd.DataFrame:
+    """Ours against the plain CNN on set 2, with and without the frame part: per score and metric, both values,
+    the difference with its paired interval and the verdict it gives. `with_frame`, `without_frame`: {"ours":
+    metric -> estimate, "versus_baseline": metric -> difference}; `baseline`: metric -> estimate."""
+    rows = []
+    for score, record in (("with frame (deployed)", with_frame), ("without frame", without_frame)):
+        for metric, name in METRIC_NAMES.items():
+            difference = record["versus_baseline"][metric]
+            rows.append({"our score": score, "metric": name, "ours": f"{plain(record['ours'][metric])['value']:.3f}",
+                         "baseline": f"{plain(baseline[metric])['value']:.3f}",
+                         "ours − baseline [95 % interval]": _with_interval(difference),
+                         "verdict": metrics.verdict(plain(difference), metric == "fpr_at_95_tpr")})
+    return pd.DataFrame(rows)
+
+
+def fit_on_labels_only_table(study: dict) -> pd.DataFrame:
+    """The chosen combination with its detectors fitted on labeled and unlabeled images and on the labeled images
+    alone (`fit_on_labels_only`): per metric, both values and the difference with its paired interval."""
+    images = study["fit_images"]
+    fitted_on = {"labeled_and_unlabeled": f"fitted on {images['labeled_and_unlabeled']:,} labeled + unlabeled",
+                 "labels_only": f"fitted on {images['labels_only']:,} labeled"}
+    return pd.DataFrame([{"metric on set 2": name,
+                          **{title: f"{plain(study[key][metric])['value']:.3f}" for key, title in fitted_on.items()},
+                          "difference [95 % interval]": _with_interval(study["difference"][metric]),
+                          "verdict": metrics.verdict(plain(study["difference"][metric]), metric == "fpr_at_95_tpr")}
+                         for metric, name in METRIC_NAMES.items()])
 
 
 def seed_metrics(network, data, settings, seed: int, chosen: str, flags: dict,
@@ -215,17 +286,138 @@ def failure_cases(scores: np.ndarray, flags: np.ndarray, count: int = 10) -> tup
     return clean_order, anomaly_order
 
 
+def _kmeans_record(z: np.ndarray, y: np.ndarray, n_resamples: int, seed: int) -> tuple[dict, np.ndarray]:
+    """(k-means (five clusters, Hungarian matching) accuracy and NMI of a description against the classes `y`,
+    with intervals; whether each image's matched cluster is its class)."""
+    clusters = embedding.kmeans(z, 5, seed=seed).labels
+    matched = embedding.hungarian_mapping(y, clusters)[clusters]
+    accuracy = metrics.metric_with_ci(metrics.accuracy, y, matched, n_resamples=n_resamples, seed=seed)
+    nmi = metrics.metric_with_ci(normalized_mutual_info_score, y, clusters, n_resamples=n_resamples, seed=seed)
+    return {"dim": int(z.shape[1]), "kmeans_accuracy": Estimate(**accuracy), "nmi": Estimate(**nmi)}, matched == y
+
+
 def description_quality(z: np.ndarray, answer_key: dict | None, n_resamples: int, seed: int) -> dict | None:
     """k-means (five clusters, Hungarian matching) accuracy and NMI of a description on the unlabeled images,
     with intervals (answer key; None without it)."""
     if answer_key is None:
         return None
-    y = answer_key["unlabeled_class"]
-    clusters = embedding.kmeans(z, 5, seed=seed).labels
-    matched = embedding.hungarian_mapping(y, clusters)[clusters]
-    accuracy = metrics.metric_with_ci(metrics.accuracy, y, matched, n_resamples=n_resamples, seed=seed)
-    nmi = metrics.metric_with_ci(normalized_mutual_info_score, y, clusters, n_resamples=n_resamples, seed=seed)
-    return {"dim": int(z.shape[1]), "kmeans_accuracy": Estimate(**accuracy), "nmi": Estimate(**nmi)}
+    return _kmeans_record(z, answer_key["unlabeled_class"], n_resamples, seed)[0]
+
+
+def load_baseline(ctx) -> torch.nn.Module:
+    """Notebook 03's plain baseline CNN (the classifier alone, trained on the labeled images)."""
+    return checkpoint.load_model(ctx.ws.path(ctx.ws.read_results("03_classification")["baseline_checkpoint"]),
+                                 ctx.device)
+
+
+def description_outputs(network, images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per image: the description `z`, the `logits` and `decoder_mse`, the mean squared error per pixel (pixels in
+    [0, 1]) of the decoder's image drawn from the description alone."""
+    network.eval()
+
+    def outputs(x):
+        out = network.outputs(x)
+        decoded = network.decode(out["z"]).float()
+        return {"z": out["z"], "logits": out["logits"], "decoder_mse": ((decoded - x.float()) ** 2).flatten(1).mean(1)}
+
+    return batched(outputs, images, device_of(network))
+
+
+DESCRIPTIONS = ("description", "baseline_pca10", "pixels_pca10")  # ours and the two references at equal dimension
+RECONSTRUCTIONS = ("decoder", "pixels_pca10", "class_mean")  # from our ten numbers and the two references
+
+
+def _mean_with_ci(values: np.ndarray, n_resamples: int, seed: int) -> Estimate:
+    return Estimate(**metrics.metric_with_ci(np.mean, values, n_resamples=n_resamples, seed=seed))
+
+
+def description_study(network, baseline, data, answer_key: dict | None, n_resamples: int, seed: int) -> dict:
+    """What the description holds, on the unlabeled images, against references of the same dimension `d` (10),
+    every one fitted on the unlabeled images without labels (the answer key only evaluates):
+    - "kmeans": k-means (five clusters, Hungarian matching) accuracy and NMI with intervals of our description,
+      of PCA-d of the plain baseline CNN's pooled last-stage features ("baseline_pca10", the fair reference: any
+      network trained on the labels) and of PCA-d of the pixels ("pixels_pca10"); "kmeans_versus": our accuracy
+      minus each reference's, paired (the same images); "within_class_share": the share of each description's
+      variance within the classes (`embedding.within_class_share`). All three None without the answer key.
+    - "reconstruction_mse": mean squared error per pixel (pixels in [0, 1]) with intervals, of the decoder's
+      image from the description ("decoder"), of PCA-d of the pixels ("pixels_pca10") and of each image replaced
+      by the mean image of the class our classifier predicts ("class_mean": the best a reconstruction knowing
+      only the class can do); "reconstruction_versus": the decoder's minus each reference's, paired (lower is
+      better: a negative difference to the class means says the description carries more than the class).
+    The decoder learns from the description with the gradient stopped: its error bounds what the ten numbers
+    hold from above, for what that decoder can draw."""
+    ours = description_outputs(network, data.unlabeled)
+    dim = int(ours["z"].shape[1])
+    features = batched(baseline.outputs, data.unlabeled)[f"stage{len(baseline.stages) - 1}"]
+    descriptions = {"description": ours["z"], "baseline_pca10": embedding.pca_of(features, dim, seed),
+                    "pixels_pca10": embedding.pca_of(embedding.flat_pixels(data.unlabeled), dim, seed)}
+    mse = {"decoder": ours["decoder_mse"].astype(np.float64),
+           "pixels_pca10": embedding.pca_reconstruction_mse(data.unlabeled, dim, seed),
+           "class_mean": embedding.class_mean_mse(data.unlabeled, ours["logits"].argmax(1))}
+    study = {"images": len(data.unlabeled), "reference_dim": dim, "kmeans": None, "kmeans_versus": None,
+             "within_class_share": None,
+             "reconstruction_mse": {name: _mean_with_ci(mse[name], n_resamples, seed) for name in RECONSTRUCTIONS},
+             "reconstruction_versus": {name: Estimate(**metrics.paired_difference(mse["decoder"], mse[name],
+                                                                                   n_resamples, seed))
+                                       for name in RECONSTRUCTIONS[1:]}}
+    if answer_key is not None:
+        y = answer_key["unlabeled_class"]
+        records = {name: _kmeans_record(z, y, n_resamples, seed) for name, z in descriptions.items()}
+        study["kmeans"] = {name: record for name, (record, _) in records.items()}
+        study["kmeans_versus"] = {name: Estimate(**metrics.paired_difference(records["description"][1],
+                                                                              records[name][1], n_resamples, seed))
+                                  for name in DESCRIPTIONS[1:]}
+        study["within_class_share"] = {name: embedding.within_class_share(z, y) for name, z in descriptions.items()}
+    return study
+
+
+STUDY_NAMES = {"baseline_pca10": "plain CNN's features, PCA-10", "pixels_pca10": "pixels, PCA-10",
+               "class_mean": "predicted class's mean image"}
+MSE_MEASURE = "reconstruction MSE (×10⁻³)"
+
+
+def description_study_table(study: dict) -> pd.DataFrame:
+    """The description study (`description_study`) as one table: per measure and reference, our value, the
+    reference's, and where it exists the paired difference with its interval and the verdict it gives (for the
+    reconstruction error, lower is better). The k-means rows need the answer key."""
+    def value(estimate, scale, digits):
+        estimate = plain(estimate)
+        return (f"{scale * estimate['value']:.{digits}f} "
+                f"[{scale * estimate['ci'][0]:.{digits}f}, {scale * estimate['ci'][1]:.{digits}f}]")
+
+    def difference(estimate, scale, digits, lower_is_better=False):
+        estimate = plain(estimate)
+        return (f"{scale * estimate['value']:+.{digits}f} [{scale * estimate['ci'][0]:+.{digits}f}, "
+                f"{scale * estimate['ci'][1]:+.{digits}f}]", metrics.verdict(estimate, lower_is_better))
+
+    rows = []
+    if study.get("kmeans"):
+        kmeans, share = study["kmeans"], study["within_class_share"]
+        for name in DESCRIPTIONS[1:]:
+            shown, said = difference(study["kmeans_versus"][name], 100, 2)
+            rows += [{"measure": "k-means accuracy (%)", "reference": STUDY_NAMES[name],
+                      "ours": value(kmeans["description"]["kmeans_accuracy"], 100, 2),
+                      "reference's": value(kmeans[name]["kmeans_accuracy"], 100, 2),
+                      "ours − reference [95 % CI]": shown, "verdict": said},
+                     {"measure": "k-means NMI", "reference": STUDY_NAMES[name],
+                      "ours": value(kmeans["description"]["nmi"], 1, 3),
+                      "reference's": value(kmeans[name]["nmi"], 1, 3),
+                      "ours − reference [95 % CI]": "-", "verdict": "-"},
+                     {"measure": "variance within classes (%)", "reference": STUDY_NAMES[name],
+                      "ours": f"{100 * share['description']:.1f}", "reference's": f"{100 * share[name]:.1f}",
+                      "ours − reference [95 % CI]": "-", "verdict": "-"}]
+    mse = study["reconstruction_mse"]
+    for name in RECONSTRUCTIONS[1:]:
+        shown, said = difference(study["reconstruction_versus"][name], 1000, 2, lower_is_better=True)
+        rows.append({"measure": MSE_MEASURE, "reference": STUDY_NAMES[name],
+                     "ours": value(mse["decoder"], 1000, 2), "reference's": value(mse[name], 1000, 2),
+                     "ours − reference [95 % CI]": shown, "verdict": said})
+    return (pd.DataFrame(rows).sort_values("measure", kind="stable", key=lambda c: c.map(MEASURE_ORDER))
+            .reset_index(drop=True))
+
+
+MEASURE_ORDER = {"k-means accuracy (%)": 0, "k-means NMI": 1, "variance within classes (%)": 2,
+                 MSE_MEASURE: 3}
 
 
 def unseen_check(data, answer_key: dict | None, settings):
@@ -260,11 +452,10 @@ def frame_study(model: FinalModel, chosen: str, parts: dict[str, np.ndarray], fl
     score with its own threshold fixed on set 1. The frame part reads the replica's zero padding."""
     if "frame" not in COMBINATIONS[chosen]:
         return None
-    with_frame = combination_weights(chosen)
     clean = data.rep2_x[~flags["rep2"]]
     evidence = {"unpadded": model.evidence(unpadded(clean)), "check": model.evidence(check.x) if check else None}
     out = {}
-    for name, weights in (("with", with_frame), ("without", with_frame * (np.array(PARTS) != "frame"))):
+    for name, weights in (("with", combination_weights(chosen)), ("without", combination_weights(chosen, False))):
         rep1, rep2 = parts["rep1"] @ weights, parts["rep2"] @ weights
         threshold = protocol.fix_threshold({"rep1": rep1}, {"rep1": flags["rep1"]})
         row = {"auroc_rep2": metrics.auroc(rep2, flags["rep2"]),

@@ -155,13 +155,6 @@ def clean_set1(data) -> tuple[np.ndarray, np.ndarray]:
     return data.rep1_x[clean], data.rep1_y[clean]
 
 
-def teacher_accuracy(answer_key: dict | None, teacher: np.ndarray) -> float | None:
-    """How often the teacher's most probable class of an unlabeled image is right (answer key; None without)."""
-    if answer_key is None:
-        return None
-    return metrics.accuracy(answer_key["unlabeled_class"], teacher.argmax(1))
-
-
 # --------------------------------------------------------------------------- every system on the same images
 
 
@@ -215,8 +208,7 @@ def reference_systems(ctx, baseline: TrainResult, arms, chosen: str) -> dict[str
     """The plain baseline, the oracle (with the answer key: an upper bound, not a candidate) and our model: the
     first seed's network of the chosen arm, the one deployed."""
     n_labels, n_unlabeled = len(ctx.data.labeled_y), len(ctx.data.unlabeled)
-    uses = {"labels_only": ("none", 0), "distilled": ("teacher's probabilities", n_unlabeled),
-            "contrastive_init": ("pretraining", n_unlabeled)}[chosen]
+    uses = {"labels_only": ("none", 0), "fixmatch": ("pseudo-labels", n_unlabeled)}[chosen]
     systems = {"baseline": network_system(baseline, n_labels, "none", 0)}
     if arms.oracle is not None:
         systems["oracle"] = network_system(arms.oracle, n_labels + n_unlabeled, "all, with true labels", n_unlabeled)
@@ -290,8 +282,8 @@ def label_efficiency(ctx, split: Split, trained: dict[str, TrainResult], contras
 
 
 def record(ctx, split: Split, systems: dict[str, System], accuracy: dict, rates: dict, choice, per_seed: dict,
-           gains: dict, passes: dict, long_check: dict, arms, baseline: TrainResult, versus_baseline: dict,
-           teacher_accuracy: float | None, ece: dict, curve: pd.DataFrame, reference: str) -> dict:
+           gains: dict, budgets: dict, curves: dict, pseudo_labels: dict | None, arms, baseline: TrainResult,
+           versus_baseline: dict, ece: dict, curve: pd.DataFrame, reference: str) -> dict:
     """The content of results/03_classification.json."""
     model = ctx.profile.model
     return plain({
@@ -299,10 +291,8 @@ def record(ctx, split: Split, systems: dict[str, System], accuracy: dict, rates:
         "model_checkpoints": {str(seed): ctx.ws.relative(result.folder)
                               for seed, result in arms.runs[choice.chosen].items()},
         "baseline_checkpoint": ctx.ws.relative(baseline.folder),
-        "pretraining_checkpoint": ctx.ws.relative(arms.pretraining.folder),
         "per_seed": per_seed, "seeds": list(model.seeds), "gain_vs_labels_only": gains,
-        "passes": passes, "labels_only_long": long_check,
-        "teacher_accuracy": teacher_accuracy, "gain_over_baseline": versus_baseline,
+        "passes": budgets, "curves": curves, "pseudo_labels": pseudo_labels, "gain_over_baseline": versus_baseline,
         "split": {"train": len(split.y_train), "validation": len(split.y_val), "seed": ctx.seed},
         "settings": {"fixmatch_steps": ctx.profile.classification.fixmatch.training.steps,
                      "unlabeled_ratio": ctx.profile.classification.fixmatch.unlabeled_ratio,

@@ -145,7 +145,7 @@ def summary(data: Assignment, duplicates: pd.DataFrame, pca_variance: float, is_
 
 
 DATASET_USE = pd.DataFrame([
-    ("unlabeled", "26,000, no labels", "distillation inputs (teacher's targets), contrastive pretraining, "
+    ("unlabeled", "26,000, no labels", "FixMatch (pseudo-labels), the comparison systems' pretraining, "
      "statistics of normal data", "none"),
     ("labeled", "2,000, 5 classes", "classifier, description, decoder; class statistics",
      "a fifth held out chooses among the comparison systems"),

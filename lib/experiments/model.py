@@ -1,22 +1,19 @@
-"""The project's model (notebook 03): one network of the CNN family, trained in several arms that differ only in
-what they learn from, so that what the 26,000 unlabeled images add is measured in one run.
+"""The project's model (notebook 03): one network of the CNN family, trained in two arms that differ only in what
+they learn from, so that what the 26,000 unlabeled images add is measured in one run.
 
-- `labels_only`: the 2,000 labels alone, every seed of `model.seeds`; with the first seed also trained twice
-  as long (`labels_only_long`), a check that the recipe has converged, never a candidate;
-- `distilled`: each labels-only network trained further on all 28,000 images: the labels, and for each
-  unlabeled image the averaged class probabilities of the labels-only networks (the teacher ensemble), with
-  stronger augmentation and dropout (a noisy student);
-- `contrastive_init`: the labels-only recipe, started from a backbone pretrained contrastively on the unlabeled
-  images (SimCLR, the description as projection);
-- `oracle`: the distillation recipe with the answer key's true classes of all 28,000 images: a ceiling, out of
-  sample on set 2's clean images, never a candidate.
+- `labels_only`: the 2,000 labels alone, every seed of `model.seeds`, with its learning curve;
+- `fixmatch`: each seed's labels-only network continued by FixMatch on the 26,000 unlabeled images (an EMA
+  teacher's confident pseudo-labels of weak views, learned on strong views), with its learning curve;
+- `oracle`: the first seed's labels-only network continued with the answer key's true classes of all 28,000
+  images: a ceiling, out of sample on set 2's clean images, never a candidate.
 Each arm is trained on its own schedule (`lib.config.Model`); the choice between them is
-`lib.eval.protocol.choose_variant` on set 1's clean images.
+`lib.eval.protocol.choose_variant` on set 1's clean images. The learning curves are measured on set 1's clean
+images and on a fixed sample of the unlabeled images (answer key): shown, never used for a choice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import softmax
@@ -25,7 +22,7 @@ from lib.eval import metrics, protocol
 from lib.nn.infer import batched
 from lib.results import MODEL_ARMS, Estimate
 from lib.train.loop import TrainResult
-from lib.train.runs import contrastive_cnn, train_cnn
+from lib.train.runs import fixmatch_cnn, train_cnn
 
 SIMPLER = "labels_only"
 CANDIDATES = [arm for arm in MODEL_ARMS if arm != SIMPLER]
@@ -34,50 +31,81 @@ CANDIDATES = [arm for arm in MODEL_ARMS if arm != SIMPLER]
 @dataclass
 class Arms:
     runs: dict[str, dict[int, TrainResult]]  # arm -> seed -> trained network
-    teacher: np.ndarray  # the teacher ensemble's class probabilities of the unlabeled images
-    pretraining: TrainResult  # the contrastive pretraining the `contrastive_init` arm starts from
     oracle: TrainResult | None = None  # with the answer key only
-    long: TrainResult | None = None  # the labels-only recipe trained twice as long (first seed): a convergence check
 
 
-def one_hot(labels: np.ndarray, classes: int = 5) -> np.ndarray:
-    return np.eye(classes, dtype=np.float32)[np.asarray(labels)]
+def curve_sets(ctx, rep1_clean: tuple) -> dict[str, tuple]:
+    """The images of the learning curves: set 1's clean images and, with the answer key, a fixed sample of
+    `model.curve_images` unlabeled images."""
+    sets = {"rep1_clean": rep1_clean}
+    if ctx.answer_key is not None:
+        n = min(ctx.profile.model.curve_images, len(ctx.data.unlabeled))
+        pick = np.sort(np.random.default_rng(ctx.seed).choice(len(ctx.data.unlabeled), n, replace=False))
+        sets["unlabeled"] = (ctx.data.unlabeled[pick], ctx.answer_key["unlabeled_class"][pick])
+    return sets
 
 
-def probabilities(models: list, images: np.ndarray) -> np.ndarray:
-    """The class probabilities of `images`, averaged over `models` (an ensemble)."""
-    return np.mean([softmax(batched(model, images), axis=1) for model in models], axis=0).astype(np.float32)
+def accuracy_on(sets: dict[str, tuple]):
+    """An `evaluate` for the training loop: the accuracy on every set at every record."""
+
+    def evaluate(model, steps):
+        return {f"accuracy_{name}": metrics.accuracy(y, batched(model, x).argmax(1)) for name, (x, y) in sets.items()}
+
+    return evaluate
 
 
-def train_arms(ctx) -> Arms:
-    """Train (or load) every arm with every seed, the teacher ensemble being the labels-only arm."""
+def train_arms(ctx, curves: dict[str, tuple]) -> Arms:
+    """Train (or load) every arm with every seed, recording accuracy on `curves` (`curve_sets`) as they train."""
     data, settings = ctx.data, ctx.profile.model
+    evaluate = accuracy_on(curves)
 
-    def train(arm, training, x, y, seed, init=None):
-        return train_cnn(settings.network, training, x, y, ctx.checkpoints, f"model_{arm}_seed{seed}", seed,
-                         settings.reconstruction_weight, init=init, device=ctx.device)
+    def labels_only(seed):
+        return train_cnn(settings.network, settings.labels_only, data.labeled_x, data.labeled_y, ctx.checkpoints,
+                         f"model_labels_only_seed{seed}", seed, settings.reconstruction_weight, evaluate=evaluate,
+                         every_epochs=settings.curve_every, device=ctx.device)
 
-    labels_only = {seed: train("labels_only", settings.labels_only, data.labeled_x, data.labeled_y, seed)
-                   for seed in settings.seeds}
-    first = settings.seeds[0]
-    long = train("labels_only_long", replace(settings.labels_only, epochs=settings.long_epochs), data.labeled_x,
-                 data.labeled_y, first)
-    teacher = probabilities([result.model for result in labels_only.values()], data.unlabeled)
-    x_all = np.concatenate([data.labeled_x, data.unlabeled])
-    targets = np.concatenate([one_hot(data.labeled_y), teacher])
-    runs = {"labels_only": labels_only,
-            "distilled": {seed: train("distilled", settings.distilled, x_all, targets, seed, labels_only[seed].model)
-                          for seed in settings.seeds}}
-    pretraining = contrastive_cnn(settings.network, settings.pretraining, data.unlabeled, ctx.checkpoints,
-                                  "model_contrastive_pretraining", settings.seeds[0], settings.temperature,
-                                  device=ctx.device)
-    runs["contrastive_init"] = {seed: train("contrastive_init", settings.labels_only, data.labeled_x,
-                                            data.labeled_y, seed, init=pretraining.model) for seed in settings.seeds}
+    runs = {"labels_only": {seed: labels_only(seed) for seed in settings.seeds}}
+    runs["fixmatch"] = {seed: fixmatch_cnn(settings.network, settings.fixmatch, data.labeled_x, data.labeled_y,
+                                           data.unlabeled, ctx.checkpoints, f"model_fixmatch_seed{seed}", seed,
+                                           settings.reconstruction_weight, runs["labels_only"][seed].model,
+                                           evaluate=evaluate, device=ctx.device)
+                        for seed in settings.seeds}
     oracle = None
     if ctx.answer_key is not None:
-        truth = np.concatenate([one_hot(data.labeled_y), one_hot(ctx.answer_key["unlabeled_class"])])
-        oracle = train("oracle", settings.distilled, x_all, truth, first, labels_only[first].model)
-    return Arms(runs, teacher, pretraining, oracle, long)
+        first = settings.seeds[0]
+        x_all = np.concatenate([data.labeled_x, data.unlabeled])
+        truth = np.concatenate([data.labeled_y, ctx.answer_key["unlabeled_class"]])
+        oracle = train_cnn(settings.network, settings.oracle, x_all, truth, ctx.checkpoints,
+                           f"model_oracle_seed{first}", first, settings.reconstruction_weight,
+                           init=runs["labels_only"][first].model, device=ctx.device)
+    return Arms(runs, oracle)
+
+
+def learning_curves(arms: Arms) -> dict[str, list[dict]]:
+    """curves[arm]: one row per record of every seed's run: seed, passes over the images the arm iterates over
+    (the labels; FixMatch: the unlabeled images, from 0, the labels-only network it continues) and the accuracy
+    on each curve set."""
+
+    def row(seed, epoch, record):
+        return {"seed": seed, "epoch": epoch,
+                **{k.removeprefix("accuracy_"): v for k, v in record.items() if k.startswith("accuracy_")}}
+
+    curves = {arm: [row(seed, h["epoch"], h) for seed, result in by_seed.items() for h in result.history]
+              for arm, by_seed in arms.runs.items()}
+    starts = [row(seed, 0, result.history[-1]) for seed, result in arms.runs["labels_only"].items()]
+    curves["fixmatch"] = sorted(starts + curves["fixmatch"], key=lambda r: (r["seed"], r["epoch"]))
+    return curves
+
+
+def pseudo_labels(arms: Arms, unlabeled: np.ndarray, answer_key: dict | None, confidence: float) -> dict | None:
+    """The first seed's FixMatch teacher at the end of training on the unlabeled images: the share whose top
+    probability reaches the threshold, and the accuracy of those pseudo-labels (answer key; None without)."""
+    if answer_key is None:
+        return None
+    probs = softmax(batched(next(iter(arms.runs["fixmatch"].values())).model, unlabeled), axis=1)
+    confident = probs.max(1) >= confidence
+    right = answer_key["unlabeled_class"][confident] == probs.argmax(1)[confident]
+    return {"confident_fraction": float(confident.mean()), "accuracy": float(right.mean()) if right.size else None}
 
 
 def predictions(arms: Arms, sets: dict[str, tuple]) -> dict[str, dict[int, dict[str, np.ndarray]]]:
@@ -115,18 +143,19 @@ def gains(predicted: dict, sets: dict[str, tuple], n_resamples: int, seed: int) 
     return out
 
 
-def passes_per_image(settings, n_labeled: int, n_unlabeled: int) -> dict[str, dict[str, float]]:
-    """Per arm, the passes over each labeled and each unlabeled image in training (a contrastive epoch sees two
-    views of every image), and the images seen in all."""
-    labels, distill, pretrain = (settings.labels_only.epochs, settings.distilled.epochs,
-                                 2 * settings.pretraining.epochs)
-    passes = {"labels_only": (labels, 0), "labels_only_long": (settings.long_epochs, 0),
-              "distilled": (labels + distill, distill), "contrastive_init": (labels, pretrain)}
-    return {arm: {"labeled": a, "unlabeled": b, "images": a * n_labeled + b * n_unlabeled}
-            for arm, (a, b) in passes.items()}
-
-
-def long_check(arms: Arms, sets: dict[str, tuple]) -> dict[str, float]:
-    """The labels-only recipe trained twice as long (first seed): its accuracy on every set."""
-    model = arms.long.model
-    return {name: metrics.accuracy(y, batched(model, x).argmax(1)) for name, (x, y) in sets.items()}
+def budgets(arms: Arms, settings, n_labeled: int, n_unlabeled: int) -> dict[str, dict[str, float]]:
+    """Per arm, the passes over each labeled and each unlabeled image in training, counting those of the
+    labels-only network an arm continues, the images seen in all, and the training seconds per seed (mean)."""
+    labels = settings.labels_only.epochs
+    fixmatch = settings.fixmatch
+    steps_per_pass = n_unlabeled // min(fixmatch.training.batch, n_unlabeled)
+    fixmatch_labeled = fixmatch.training.epochs * steps_per_pass * fixmatch.labeled_batch / n_labeled
+    passes = {"labels_only": (labels, 0.0), "fixmatch": (labels + fixmatch_labeled, fixmatch.training.epochs)}
+    seconds = {arm: float(np.mean([r.seconds for r in by_seed.values()])) for arm, by_seed in arms.runs.items()}
+    seconds["fixmatch"] += seconds["labels_only"]
+    if arms.oracle is not None:
+        oracle = settings.oracle.epochs
+        passes["oracle"] = (labels + oracle, oracle)
+        seconds["oracle"] = arms.oracle.seconds + seconds["labels_only"]
+    return {arm: {"labeled": a, "unlabeled": b, "images": a * n_labeled + b * n_unlabeled,
+                  "seconds": seconds[arm]} for arm, (a, b) in passes.items()}

@@ -16,8 +16,7 @@ Sources
   bilinearly to 28x28, scaled from 16 grey levels to 0-255 and padded to 32x32.
 
 `pretrain_sources` builds every source (`lib.train.runs`: `contrastive_cnn` for
-the contrastive ones, the model's own pretraining being the in-domain one,
-`train_cnn` with the source's classes for the supervised ones);
+the contrastive one, `train_cnn` with the source's classes for the supervised ones);
 `probe_sources` and `finetune_grid` measure them; the comparisons with training
 from scratch are paired (same evaluation images) with bootstrap intervals
 (`lib.eval.metrics.paired_difference`, `paired_auroc_difference`). `record`
@@ -43,7 +42,6 @@ from lib.experiments.classification import Split, label_subset, linear_probe, sp
 from lib.nn.infer import batched
 from lib.nn.registry import build
 from lib.results import plain
-from lib.train import checkpoint
 from lib.train.runs import contrastive_cnn, train_cnn
 
 # --------------------------------------------------------------------------- source data
@@ -137,7 +135,7 @@ def auroc_by_origin(scores, labels, origin=None, n_resamples: int = 1000, seed: 
 # --------------------------------------------------------------------------- the study of notebook 05
 
 ORIGINS = ("foreign", "corrupted")  # the answer key's two kinds of anomaly
-SOURCES = ("scratch", "in_domain", "foreign_contrastive", "foreign_supervised", "digits")
+SOURCES = ("scratch", "foreign_contrastive", "foreign_supervised", "digits")
 
 
 @dataclass(frozen=True)
@@ -199,23 +197,13 @@ def network(ctx, n_classes: int = 5) -> CNNConfig:
     return replace(ctx.profile.model.network, decoder=False, n_classes=n_classes)
 
 
-def pretrain_sources(ctx, foreign: SourcePool, digits: SourcePool, log=print) -> Sources:
-    """Load the model's contrastive pretraining (notebook 03, when it ran) and pretrain (or load) every other
-    source."""
-    data, settings, seed, recipe = ctx.data, ctx.profile.transfer, ctx.seed, ctx.profile.model.pretraining
+def pretrain_sources(ctx, foreign: SourcePool, digits: SourcePool) -> Sources:
+    """Pretrain (or load) every source."""
+    data, settings, seed, recipe = ctx.data, ctx.profile.transfer, ctx.seed, ctx.profile.transfer.contrastive
     models, info = {"scratch": None}, {}
-    nb03 = ctx.ws.results / "03_classification.json"
-    if nb03.exists():
-        folder = ctx.ws.path(ctx.ws.read_results("03_classification")["pretraining_checkpoint"])
-        models["in_domain"] = checkpoint.load_model(folder, ctx.device)
-        history = checkpoint.read(folder)["training"]["history"]
-        info["in_domain"] = {"epochs": len(history), "seconds": sum(h["seconds"] for h in history),
-                             "images": len(data.unlabeled)}
-    else:
-        log("notebook 03 has not run: the in-domain row (the model's own pretraining) is left out")
     images = foreign.x[: len(data.unlabeled)]  # as many foreign images as we have unlabeled ones
     result = contrastive_cnn(network(ctx), recipe, images, ctx.checkpoints, "transfer_foreign_contrastive", seed,
-                             ctx.profile.model.temperature, device=ctx.device, progress=False)
+                             settings.temperature, device=ctx.device, progress=False)
     models["foreign_contrastive"] = result.model
     info["foreign_contrastive"] = {"epochs": recipe.epochs, "seconds": result.seconds, "images": len(images)}
     for key, pool, fraction in (("foreign_supervised", foreign, settings.foreign_holdout),
@@ -359,7 +347,7 @@ def record(ctx, ev: Evaluation, foreign: SourcePool, digits: SourcePool, sources
     origin = ev.rep1_origin
     return plain({
         "profile": ctx.profile.name, "seed": ctx.seed,
-        "architecture": asdict(network(ctx)), "in_domain_source": "in_domain" in sources.models,
+        "architecture": asdict(network(ctx)),
         "evaluated_on": {"unlabeled": ev.on_unlabeled, "images": len(ev.y)},
         "budgets": ev.budgets, "settings": asdict(ctx.profile.transfer),
         "leakage_filter": {"foreign_candidates": foreign.n_candidates, "excluded": foreign.n_excluded,

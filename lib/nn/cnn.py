@@ -24,8 +24,6 @@ from torch import nn
 from lib.config import CNNConfig
 from lib.nn.blocks import Decoder, conv_bn_relu
 
-DECODER_WIDTH = 32  # channels of the decoder's last layer (4x, 2x, 1x from 4x4 to 32x32)
-
 
 class CNN(nn.Module):
     def __init__(self, config: CNNConfig):
@@ -43,7 +41,7 @@ class CNN(nn.Module):
             self.describe = nn.Linear(widths[-1], config.description_dim)
             self.description_head = nn.Linear(config.description_dim, config.n_classes)
         if config.decoder:
-            self.decoder = Decoder(DECODER_WIDTH, 0, True, config.description_dim)
+            self.decoder = Decoder(config.decoder_width, 0, True, config.description_dim)
 
     def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Globally average-pooled output of every stage, shallow to deep."""

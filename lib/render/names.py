@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lib.results import PART_REGISTRY
+
 DESCRIPTIONS = {
     "pca": "PCA-10 of pixels",
     "fc_ae": "FC autoencoder",
@@ -27,9 +29,7 @@ SYSTEMS = {
 
 ARMS = {
     "labels_only": "labels only",
-    "labels_only_long": "labels only, 2× long (check)",
-    "distilled": "distilled",
-    "contrastive_init": "contrastive init.",
+    "fixmatch": "FixMatch",
 }
 
 SCORES = {
@@ -40,14 +40,7 @@ SCORES = {
     "knn_contrastive": "kNN distance, contrastive embedding",
     "msp": "max softmax probability, our classifier",
     "baseline_mahalanobis": "Mahalanobis, plain CNN features (baseline)",
-    "stage_1": "stage 1 features",
-    "stage_2": "stage 2 features",
-    "stage_3": "stage 3 features",
-    "description": "description",
-    "knn": "kNN, stage 3 features",
-    "energy": "energy",
-    "reconstruction": "reconstruction error",
-    "frame": "frame intensity",
+    **{name: part.name for name, part in PART_REGISTRY.items()},
     "features_every_depth": "features, every depth",
     "features_every_depth_frame": "features, every depth + frame",
     "features_knn_energy_frame": "features, kNN, energy + frame",
@@ -55,8 +48,7 @@ SCORES = {
     "every_part": "every part",
 }
 
-PART_COLUMNS = {"stage_1": "stage 1", "stage_2": "stage 2", "stage_3": "stage 3", "description": "descr.",
-                "knn": "kNN", "energy": "energy", "reconstruction": "recon.", "frame": "frame"}
+PART_COLUMNS = {name: part.column for name, part in PART_REGISTRY.items()}
 
 
 def origin(kind: str) -> str:

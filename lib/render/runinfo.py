@@ -45,7 +45,6 @@ def report_variables(profile: str, seed: int, device: str, seconds: dict[str, fl
         "profile": profile,
         "bootstrap": f"{get_profile(profile).bootstrap:,}",
         "seed": str(seed),
-        "device": device,
         "device_description": device_description(device),
         "python": platform.python_version(),
         "torch": str(torch.__version__),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lib.eval.metrics import verdict
 from lib.eval.targets import KMEANS_DESCRIPTION, TARGETS
 from lib.render.format import interval, mean_std, pct, signed, with_ci
 from lib.render.names import ARMS, DESCRIPTIONS, PART_COLUMNS, SCORES, SYSTEMS, origin
@@ -110,12 +111,11 @@ def augmentation(config) -> str:
 def recipes(profile) -> pd.DataFrame:
     """The training recipes of the model's arms and of the baseline, one column per run (a narrow table): data,
     passes, batch, learning rate, warm-up, label smoothing, views, targets."""
-    model, base = profile.model, profile.baseline.training
+    model, base, fixmatch = profile.model, profile.baseline.training, profile.model.fixmatch
     runs = {"labels only": ("2,000 labels", model.labels_only, "labels"),
-            "distilled": ("+ 26,000 unlabeled", model.distilled, "teacher's probabilities"),
-            "contrastive pretraining": ("26,000 unlabeled", model.pretraining, "the other view (NT-Xent)"),
-            "contrastive init.": ("2,000 labels", model.labels_only, "labels"),
-            "oracle": ("28,000, true labels", model.distilled, "labels"),
+            "FixMatch": (f"{fixmatch.labeled_batch} labels + {fixmatch.training.batch} unlabeled per step",
+                         fixmatch.training, f"labels; EMA pseudo-labels ≥ {fixmatch.confidence:g}"),
+            "oracle": ("28,000, true labels", model.oracle, "labels"),
             "plain baseline": ("2,000 labels", base, "labels")}
     settings = {"data": lambda data, training, targets: data,
                 "passes": lambda data, training, targets: f"{training.epochs:g}",
@@ -132,24 +132,20 @@ def recipes(profile) -> pd.DataFrame:
 SEED_SETS = {"rep1_clean": "set 1 clean", "unlabeled": "26,000", "rep2_clean": "set 2 clean"}
 
 
-def model_arms(per_seed: dict, gains: dict, chosen: str, passes: dict, long_check: dict | None = None) -> pd.DataFrame:
+def model_arms(per_seed: dict, gains: dict, chosen: str, budgets: dict) -> pd.DataFrame:
     """The model's arms: accuracy (%) as mean ± standard deviation over seeds per set, the gain over the
     labels-only arm on the 26,000 images (points, paired interval), the passes over each labeled / unlabeled
-    image; and the labels-only recipe trained twice as long (one seed: a convergence check)."""
+    image and the training seconds per seed."""
     rows = []
     for arm, by_set in per_seed.items():
         gain = gains.get(arm, {}).get("unlabeled")
         rows.append({"arm": ARMS[arm] + (" (chosen)" if arm == chosen else ""),
-                     "seeds": len(by_set["unlabeled"]),
+                     "seeds": len(by_set["rep1_clean"]),
                      **{title: mean_std(by_set[name], 2, 100) for name, title in SEED_SETS.items() if name in by_set},
                      "Δ 26,000": "-" if gain is None else signed(100 * gain["value"], 2),
                      "95 % CI": "-" if gain is None else interval(gain["ci"], 2, 100, sign=True),
-                     "passes": f"{passes[arm]['labeled']:g} / {passes[arm]['unlabeled']:g}"})
-    if long_check is not None:
-        rows.append({"arm": ARMS["labels_only_long"], "seeds": 1,
-                     **{title: f"{100 * long_check[name]:.2f}" for name, title in SEED_SETS.items()
-                        if name in long_check},
-                     "Δ 26,000": "-", "95 % CI": "-", "passes": f"{passes['labels_only_long']['labeled']:g} / 0"})
+                     "passes": f"{budgets[arm]['labeled']:.0f} / {budgets[arm]['unlabeled']:g}",
+                     "s / seed": f"{budgets[arm]['seconds']:.0f}"})
     return pd.DataFrame(rows)
 
 
@@ -201,8 +197,8 @@ def ood_scores(comparison: list[dict], chosen: str) -> pd.DataFrame:
     return pd.DataFrame({
         "score": [SCORES[s] + (" (chosen)" if s == chosen else "") for s in table["score"]],
         "source": ["ours" if s in COMBINATIONS else "reference" for s in table["score"]],
-        "AUROC set 1": table["auroc_rep1"], "AP set 1": table["ap_rep1"], "FPR95 set 1": table["fpr95_rep1"],
-        "AUROC set 2": table["auroc_rep2"], "AP set 2": table["ap_rep2"]})
+        "ROC AUC set 1": table["auroc_rep1"], "AP set 1": table["ap_rep1"], "FPR95 set 1": table["fpr95_rep1"],
+        "ROC AUC set 2": table["auroc_rep2"], "AP set 2": table["ap_rep2"]})
 
 
 def ood_final(final: dict) -> pd.DataFrame:
@@ -273,7 +269,7 @@ def frame_study(frame: dict | None) -> str:
         return "The chosen score has no frame part."
     rows = []
     for name, row in frame.items():
-        rows.append({"score": f"{name} frame", "AUROC": f"{row['auroc_rep2']:.3f}",
+        rows.append({"score": f"{name} frame", "ROC AUC": f"{row['auroc_rep2']:.3f}",
                      "AP": f"{row['ap_rep2']:.3f}", "FPR95": f"{row['fpr95_rep2']:.3f}",
                      "worst unseen": (f"{min(row['unseen_auroc'].values()):.3f}" if "unseen_auroc" in row else "-"),
                      "flagged (%)": f"{100 * row['flagged_clean_rep2']:.1f}",
@@ -291,14 +287,6 @@ def ood_seeds(per_seed: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"metric": title, "seeds": int(table[key].notna().sum()),
                           "mean": f"{table[key].mean():.4f}", "std": f"{table[key].std(ddof=1):.4f}"}
                          for key, title in SEED_COLUMNS.items() if table[key].notna().any()])
-
-
-def verdict(difference: dict, lower_is_better: bool = False) -> str:
-    """"better", "worse" or "no detectable difference": where the 95 % interval of ours minus the reference lies."""
-    low, high = difference["ci"]
-    if lower_is_better:
-        low, high = -high, -low
-    return "better" if low > 0 else "worse" if high < 0 else "no detectable difference"
 
 
 HEADLINE = (  # (name, notebook, ours, baseline, difference, scale, digits, lower is better)
@@ -351,6 +339,8 @@ def systems(results: dict[str, dict]) -> pd.DataFrame:
 
     chosen, score = classification["choice"]["chosen"], ood["choice"]["chosen"]
     description = ood.get("description")
+    # k-means on PCA-10 of the baseline's pooled features (notebook 04's description study)
+    baseline_kmeans = description["kmeans"]["baseline_pca10"]["kmeans_accuracy"]["value"] if description else None
     rows = [
         ("PCA-10 of pixels + k-means", kmeans("pca"), None, None),
         ("FC autoencoder (reconstruction error)", kmeans("fc_ae"), None, auroc["recon_fc_ae"]),
@@ -362,7 +352,7 @@ def systems(results: dict[str, dict]) -> pd.DataFrame:
         (SYSTEMS["supervised_cnn"], None, unlabeled("supervised_cnn"), None),
         (SYSTEMS["auxiliary"], None, unlabeled("auxiliary"), None),
         (SYSTEMS["stacking"], None, unlabeled("stacking"), None),
-        (SYSTEMS["baseline"], None, unlabeled("baseline"), auroc["baseline_mahalanobis"]),
+        (SYSTEMS["baseline"], baseline_kmeans, unlabeled("baseline"), auroc["baseline_mahalanobis"]),
         (f"ours: {ARMS[chosen]}, {SCORES[score]}", description and description["kmeans_accuracy"]["value"],
          unlabeled("model"), ood["rep2"]["auroc"]["value"]),
     ]
@@ -370,19 +360,18 @@ def systems(results: dict[str, dict]) -> pd.DataFrame:
         return "-" if value is None else pct(value)
 
     return pd.DataFrame([{"system": name, "k-means (%)": percent_or_dash(k), "accuracy (%)": percent_or_dash(a),
-                          "AUROC set 2": "-" if u is None else f"{u:.3f}"} for name, k, a, u in rows])
+                          "ROC AUC set 2": "-" if u is None else f"{u:.3f}"} for name, k, a, u in rows])
 
 
 # --------------------------------------------------------------------------- notebook 05
 
 SOURCE_NAMES = {  # source id -> name in tables, figures and the report (this order everywhere)
     "scratch": "none (from scratch)",
-    "in_domain": "in-domain, contrastive (our unlabeled images)",
     "foreign_contrastive": "related, contrastive",
     "foreign_supervised": "related, supervised",
     "digits": "mismatched (digits), supervised",
 }
-SOURCE_COLORS = dict(zip(SOURCE_NAMES, ["#7f7f7f", "#08306b", "#2ca02c", "#ff7f0e", "#d62728"]))
+SOURCE_COLORS = dict(zip(SOURCE_NAMES, ["#7f7f7f", "#2ca02c", "#ff7f0e", "#d62728"]))
 
 
 def transfer_evaluated_on(on_unlabeled: bool, images: int) -> str:
@@ -417,7 +406,7 @@ def transfer_accuracy(accuracy: dict, budgets: list[int]) -> pd.DataFrame:
 
 def transfer_ood(auroc: dict, auroc_gain: dict, budget: int, with_origin: bool) -> pd.DataFrame:
     """ROC AUC on set 1 at `budget` per source: Mahalanobis per anomaly kind, MSP, and (with the answer key)
-    the change of the foreign-article AUROC relative to training from scratch; `auroc[(source, budget)]`:
+    the change of the foreign-article ROC AUC relative to training from scratch; `auroc[(source, budget)]`:
     score -> kind -> estimate."""
     kinds = [kind for kind in ("all", "foreign", "corrupted") if kind in auroc[("scratch", budget)]["mahalanobis"]]
     rows = []

@@ -15,6 +15,9 @@ as an uninterrupted one would, and a CPU rerun reproduces its numbers bit for bi
   learning rate, `evaluate`'s fields, seconds, images per second), one log line
   and a checkpoint (`lib.train.checkpoint`), plus a snapshot of the weights when
   `snapshots` is set.
+- With an `EMA` (`lib.train.ema`, FixMatch's teacher): updated after every step; it is what `evaluate` sees,
+  what the checkpoint's weights hold and what the run returns, the trained network's weights riding along in
+  the training state for resumption.
 - On CUDA: bfloat16 autocast and channels-last memory layout (channels-last on request elsewhere).
 """
 
@@ -35,6 +38,7 @@ from tqdm.std import tqdm
 from lib.config import Training
 from lib.nn.augment import derived_seed, seeded_generator
 from lib.train import checkpoint
+from lib.train.ema import EMA
 
 StepLoss = Callable[[nn.Module, int, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
 
@@ -118,17 +122,17 @@ def make_optimizer(blocks: Iterable[tuple[Iterable[nn.Parameter], float]], lr: f
 
 class EpochBatches:
     """Indices of optimizer step `step`'s batch when every epoch is a fresh permutation of n items, seeded by
-    (seed, epoch); the images left over by the last full batch wait for the next epoch's permutation."""
+    (seed, epoch, stream); the images left over by the last full batch wait for the next epoch's permutation."""
 
-    def __init__(self, n: int, batch: int, seed: int, device: torch.device | str = "cpu"):
-        self.n, self.batch, self.seed, self.device = n, min(batch, n), seed, device
+    def __init__(self, n: int, batch: int, seed: int, device: torch.device | str = "cpu", stream: int = 1):
+        self.n, self.batch, self.seed, self.device, self.stream = n, min(batch, n), seed, device, stream
         self.per_epoch = n // self.batch
         self.epoch, self.order = None, None
 
     def __call__(self, step: int) -> torch.Tensor:
         epoch, i = divmod(step, self.per_epoch)
         if epoch != self.epoch:
-            generator = seeded_generator(self.seed, epoch, stream=1)
+            generator = seeded_generator(self.seed, epoch, stream=self.stream)
             self.epoch, self.order = epoch, torch.randperm(self.n, generator=generator).to(self.device)
         return self.order[i * self.batch:(i + 1) * self.batch]
 
@@ -136,23 +140,28 @@ class EpochBatches:
 def train_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, folder: Path | str, key: dict, *,
                blocks: list[tuple[Iterable[nn.Parameter], float]] | None = None,
                evaluate: Callable[[nn.Module, int], dict[str, float]] | None = None, images_per_step: int,
-               snapshots: bool = False, channels_last: bool = False, device: torch.device | str = "cpu", log=print,
-               progress: bool = True) -> TrainResult:
+               snapshots: bool = False, channels_last: bool = False, ema: EMA | None = None,
+               device: torch.device | str = "cpu", log=print, progress: bool = True) -> TrainResult:
     """Train `model` for `schedule.steps` steps of `step_loss`, resuming from `folder`; the model returns in eval
     mode. `key` (JSON-able: configurations, seed, data fingerprint) identifies the run: a checkpoint of another
     run in `folder` is refused. `blocks`: (parameters, lr factor) for `make_optimizer` (default: all, factor 1).
     `evaluate(model, steps_done) -> dict` adds fields to each record; `images_per_step` is for images/s.
     The model is kept in channels-last layout on CUDA, and everywhere with `channels_last` (the CNN family's
-    convolutions run faster so on CPUs too; `step_loss` then passes channels-last batches)."""
+    convolutions run faster so on CPUs too; `step_loss` then passes channels-last batches). `ema`: an average of
+    `model`'s weights kept by the loop (`step_loss` may read `ema.model`); the run returns the average."""
     s, device, folder, key = schedule, torch.device(device), Path(folder), checkpoint.canonical(key)
-    model = model.to(device)
-    if device.type == "cuda" or channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    layout = torch.channels_last if device.type == "cuda" or channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=layout)
+    if ema is not None:
+        ema.model.to(device, memory_format=layout)
+    deployed = model if ema is None else ema.model
     optimizer = make_optimizer(blocks or [(model.parameters(), 1.0)], s.lr, s.weight_decay)
     history, start = [], 0
     saved = checkpoint.resume_state(folder, key)
     if saved is not None:
-        model.load_state_dict(saved["state"])
+        model.load_state_dict(saved["state"] if ema is None else saved["training"]["network"])
+        if ema is not None:
+            ema.load_state_dict(saved["state"])
         optimizer.load_state_dict(saved["training"]["optimizer"])
         history, start = saved["training"]["history"], saved["training"]["step"]
         log(f"{folder.name}: resuming at step {start} of {s.steps}")
@@ -160,8 +169,11 @@ def train_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, folder
         checkpoint.save_snapshot(folder, model, 0)  # the initialisation: the first point of checkpoint studies
 
     def save(steps: int) -> None:
-        checkpoint.save(folder, model, training={"key": key, "step": steps, "steps": s.steps, "history": history,
-                                                 "optimizer": optimizer.state_dict()})
+        training = {"key": key, "step": steps, "steps": s.steps, "history": history,
+                    "optimizer": optimizer.state_dict()}
+        if ema is not None:
+            training["network"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        checkpoint.save(folder, deployed, training=training)
         if snapshots:
             checkpoint.save_snapshot(folder, model, round(steps / s.steps_per_epoch))
 
@@ -177,13 +189,15 @@ def train_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, folder
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update(model, step)
         count += 1
         for name, value in {"loss": loss.item(), **logs}.items():
             sums[name] = sums.get(name, 0.0) + value
         done = step + 1
         if done % s.every and done < s.steps:
             continue
-        evaluated = evaluate(model, done) if evaluate is not None else {}
+        evaluated = evaluate(deployed, done) if evaluate is not None else {}
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -196,4 +210,4 @@ def train_loop(model: nn.Module, step_loss: StepLoss, schedule: Schedule, folder
             + f", {history[-1]['images_per_second']:,.0f} images/s, {seconds:.1f} s")
         sums, count, t0 = {}, 0, time.perf_counter()
     # back to the default layout: a trained network then computes exactly as one reloaded from its checkpoint
-    return TrainResult(model.to(memory_format=torch.contiguous_format).eval(), history, folder)
+    return TrainResult(deployed.to(memory_format=torch.contiguous_format).eval(), history, folder)

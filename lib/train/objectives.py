@@ -57,7 +57,11 @@ def cnn(model: CNN, x: torch.Tensor, y: torch.Tensor, label_smoothing: float, re
     and `reconstruction_weight` times the decoder's squared error, for the heads the network has. `y`: class
     indices, or class probabilities (soft targets). The decoder draws from the description with the gradient
     stopped, so it never changes the description."""
-    out = model.outputs(x)
+    return _heads(model, model.outputs(x), x, y, label_smoothing, reconstruction_weight)
+
+
+def _heads(model: CNN, out: dict, x: torch.Tensor, y: torch.Tensor, label_smoothing: float,
+           reconstruction_weight: float):
     loss = classify = F.cross_entropy(out["logits"], y, label_smoothing=label_smoothing)
     if "z" not in out:
         return loss, {}
@@ -68,6 +72,22 @@ def cnn(model: CNN, x: torch.Tensor, y: torch.Tensor, label_smoothing: float, re
     reconstruct = F.mse_loss(model.decode(out["z"].detach()), x)
     logs["reconstruction"] = reconstruct.item()
     return classify + describe + reconstruction_weight * reconstruct, logs
+
+
+def cnn_fixmatch(model: CNN, x: torch.Tensor, y: torch.Tensor, strong: torch.Tensor, weak_logits: torch.Tensor,
+                 confidence: float, label_smoothing: float, reconstruction_weight: float, unlabeled_weight: float):
+    """FixMatch on the CNN family: `cnn`'s loss on labeled views x, plus `unlabeled_weight` times `fixmatch`'s
+    loss of the classifier and of the description's head on strong views of unlabeled images, against the
+    pseudo-labels of their weak views' logits `weak_logits`. One forward pass over labeled and strong views
+    together, so batch norm normalises them with the same statistics."""
+    n = len(x)
+    out = model.outputs(torch.cat([x, strong]))
+    loss, logs = _heads(model, {k: v[:n] for k, v in out.items()}, x, y, label_smoothing, reconstruction_weight)
+    unlabeled, mask = fixmatch(weak_logits, out["logits"][n:], confidence)
+    if "z" in out:
+        unlabeled = unlabeled + fixmatch(weak_logits, model.description_head(out["z"][n:]), confidence)[0]
+    logs.update(unlabeled=unlabeled.item(), confident_fraction=mask.mean().item())
+    return loss + unlabeled_weight * unlabeled, logs
 
 
 def cnn_contrastive(model: CNN, x: torch.Tensor, views, temperature: float):

@@ -4,6 +4,7 @@ named after the run's key (`lib.train.cache`): a finished run is loaded, a kille
 
 - `pretrain`: notebook 02's models on unlabeled images, epochs of shuffled batches;
 - `train_cnn`: the CNN family (the plain baseline and the project's model) on labeled images;
+- `fixmatch_cnn`: a trained network of the CNN family continued by FixMatch on the unlabeled images;
 - `finetune`: the cosine-head classifier on the contrastive encoder (labels, optional FixMatch and decoder),
   from scratch or from a pretrained encoder; also the supervised pretraining of the transfer study's sources.
 """
@@ -17,13 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lib.config import ClassifierConfig, CNNConfig, ContrastiveConfig, Finetune, Pretrained, Training
+from lib.config import ClassifierConfig, CNNConfig, ContrastiveConfig, Finetune, FixMatch, Pretrained, Training
 from lib.nn.augment import augment, to_float
 from lib.nn.contrastive import Classifier
 from lib.nn.infer import batched
 from lib.nn.registry import build
 from lib.train import objectives
 from lib.train.cache import array_fingerprint, run_folder, trained
+from lib.train.ema import EMA
 from lib.train.loop import EpochBatches, Schedule, TrainResult, train_loop
 
 CHANNELS_LAST = torch.channels_last  # the CNN family trains in this layout on every device (faster on CPUs too)
@@ -79,12 +81,14 @@ def weights_fingerprint(model: torch.nn.Module | None) -> str:
 
 
 def train_cnn(network: CNNConfig, training: Training, x: np.ndarray, y: np.ndarray, root: Path | str, name: str,
-              seed: int, reconstruction_weight: float = 0.0, init: torch.nn.Module | None = None,
-              device: torch.device | str = "cpu", log=print, progress: bool = True) -> TrainResult:
+              seed: int, reconstruction_weight: float = 0.0, init: torch.nn.Module | None = None, evaluate=None,
+              every_epochs: int = 1, device: torch.device | str = "cpu", log=print,
+              progress: bool = True) -> TrainResult:
     """Train (or load) a network of the CNN family on uint8 images `x` with targets `y`: class labels (n,), or
     class probabilities (n, classes) (distillation: a teacher's soft targets). Epoch-shuffled batches,
     `training.augment` views, label smoothing, AdamW with a one-cycle schedule. `init`: a trained network of the
-    family whose backbone and description weights the run starts from (its classifier head starts fresh)."""
+    family whose backbone and description weights the run starts from (its classifier head starts fresh).
+    `evaluate`: fields added to the record made every `every_epochs` epochs (`lib.train.loop.train_loop`)."""
     device = torch.device(device)
     key = _key(network, training, seed, x, y, reconstruction_weight=reconstruction_weight,
                init=weights_fingerprint(init))
@@ -104,9 +108,47 @@ def train_cnn(network: CNNConfig, training: Training, x: np.ndarray, y: np.ndarr
             views = augment(to_float(images[index]), training.augment, g).contiguous(memory_format=CHANNELS_LAST)
             return objectives.cnn(model, views, labels[index], training.label_smoothing, reconstruction_weight)
 
-        return train_loop(model, step_loss, Schedule.of(training, len(images), seed), folder, key,
-                          images_per_step=batches.batch, channels_last=True, device=device, log=log,
-                          progress=progress)
+        every = every_epochs * batches.per_epoch if training.epochs is not None else None
+        schedule = Schedule.of(training, len(images), seed, every=every)
+        return train_loop(model, step_loss, schedule, folder, key, evaluate=evaluate, images_per_step=batches.batch,
+                          channels_last=True, device=device, log=log, progress=progress)
+
+    return trained(folder, key, fit, device, log)
+
+
+def fixmatch_cnn(network: CNNConfig, settings: FixMatch, x: np.ndarray, y: np.ndarray, unlabeled: np.ndarray,
+                 root: Path | str, name: str, seed: int, reconstruction_weight: float, init: torch.nn.Module,
+                 evaluate=None, device: torch.device | str = "cpu", log=print, progress: bool = True) -> TrainResult:
+    """Train (or load) FixMatch on a network of the CNN family, continuing the trained network `init` (every head):
+    epochs of shuffled unlabeled batches, each step with an epoch-shuffled batch of labels. The EMA of the weights
+    labels a weak view of each unlabeled image; the loss is `objectives.cnn_fixmatch`. The run returns the EMA
+    network; `evaluate` (fields added to each record, once per pass) sees it too."""
+    device, training = torch.device(device), settings.training
+    key = _key(network, training, seed, x, y, unlabeled, settings=asdict(settings),
+               reconstruction_weight=reconstruction_weight, init=weights_fingerprint(init))
+    folder = run_folder(root, name, key)
+
+    def fit() -> TrainResult:
+        images, labels, pool = _on(device, x, y, unlabeled)
+        model = build(network)
+        model.load_state_dict(init.state_dict())
+        ema = EMA(model, settings.ema_decay)
+        labeled_batches = EpochBatches(len(images), settings.labeled_batch, seed, device)
+        unlabeled_batches = EpochBatches(len(pool), training.batch, seed, device, stream=3)
+
+        def step_loss(model, step, g):
+            index = labeled_batches(step)
+            views = augment(to_float(images[index]), training.augment, g).contiguous(memory_format=CHANNELS_LAST)
+            u = to_float(pool[unlabeled_batches(step)])
+            with torch.no_grad():
+                weak_logits = ema.model(augment(u, training.augment, g).contiguous(memory_format=CHANNELS_LAST))
+            strong = augment(u, settings.strong, g).contiguous(memory_format=CHANNELS_LAST)
+            return objectives.cnn_fixmatch(model, views, labels[index], strong, weak_logits, settings.confidence,
+                                           training.label_smoothing, reconstruction_weight, settings.unlabeled_weight)
+
+        return train_loop(model, step_loss, Schedule.of(training, len(pool), seed), folder, key, evaluate=evaluate,
+                          images_per_step=labeled_batches.batch + unlabeled_batches.batch, channels_last=True,
+                          ema=ema, device=device, log=log, progress=progress)
 
     return trained(folder, key, fit, device, log)
 
