@@ -245,7 +245,9 @@ class FixMatch:
     (`training.augment`) of each unlabeled image, and where its top probability reaches `confidence` the network
     learns that label on a strong view. `training.epochs` counts passes over the unlabeled images."""
 
-    training: Training = Training(lr=1e-3, weight_decay=5e-4, batch=256, epochs=5, warmup=0.1, augment=SHIFT_3,
+    # a peak learning rate half the labels-only one: in a run at 1e-3, accuracy on set 1's clean images fell by
+    # about a point over the first pass before FixMatch recovered it
+    training: Training = Training(lr=5e-4, weight_decay=5e-4, batch=256, epochs=5, warmup=0.1, augment=SHIFT_3,
                                   label_smoothing=0.1)
     labeled_batch: int = 64
     strong: AugmentConfig = FIXMATCH_STRONG
@@ -267,11 +269,11 @@ class Model:
     # the plain CNN's recipe trained twice as long: at 30 epochs it was still improving
     labels_only: Training = replace(BASELINE_TRAINING, epochs=60)
     fixmatch: FixMatch = FixMatch()
-    oracle: Training = Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=2, warmup=0.1, augment=SHIFT_3,
+    oracle: Training = Training(lr=1e-3, weight_decay=5e-4, batch=128, epochs=1, warmup=0.1, augment=SHIFT_3,
                                 label_smoothing=0.1)  # passes over all 28,000 images with their true classes
     reconstruction_weight: float = 1.0  # decoder loss (the decoder sees the description with the gradient stopped)
     seeds: tuple[int, ...] = (0, 1, 2)  # seeds of every arm
-    curve_images: int = 5_000  # unlabeled images (answer key) of the learning curves; shown, never used for a choice
+    curve_images: int = 2_000  # unlabeled images (answer key) of the learning curves; shown, never used for a choice
     curve_every: int = 6  # labels-only epochs between points of its learning curve (FixMatch: every pass)
 
 
@@ -297,7 +299,7 @@ class Transfer:
     description as projection) and with its labels, the mismatched source (digits) with its labels."""
 
     source_images: int | None = 26_000  # foreign images drawn for pretraining (None: the whole filtered pool)
-    contrastive: Training = Training(lr=2e-3, weight_decay=1e-4, batch=256, epochs=2, warmup=0.25,
+    contrastive: Training = Training(lr=2e-3, weight_decay=1e-4, batch=256, epochs=1, warmup=0.25,
                                      min_lr_fraction=0.01, augment=STRONG)
     temperature: float = 0.5  # NT-Xent temperature of the contrastive source
     # supervised source pretraining (foreign classes, digits), with the labels-only arm's views and smoothing
@@ -427,7 +429,7 @@ GPU_MODEL = {
     "model.network.widths": (64, 64, 128, 128, 256, 256), "model.network.decoder_width": 64,
     "model.labels_only.epochs": 150, "model.curve_every": 10,
     "model.fixmatch.training.epochs": 60, "model.fixmatch.training.batch": 896, "model.fixmatch.labeled_batch": 128,
-    "model.fixmatch.training.lr": 2e-3, "model.fixmatch.training.warmup": 0.02,
+    "model.fixmatch.training.lr": 1e-3, "model.fixmatch.training.warmup": 0.02,
     "model.oracle.epochs": 10, "model.oracle.batch": 256, "model.seeds": (0, 1, 2, 3, 4),
 }
 PROFILES = {
@@ -437,8 +439,7 @@ PROFILES = {
         **_finetune_steps("classification", ("supervised", "contrastive_finetuned", "auxiliary", "fixmatch"), 20, 10),
         "classification.budgets": (50,), "classification.curve_steps": 10, "classification.curve_fixmatch_steps": 10,
         "baseline.training.epochs": 2, "model.labels_only.epochs": 2, "model.fixmatch.training.epochs": 1,
-        "model.oracle.epochs": 1, "model.seeds": (0, 1), "model.curve_every": 1, "model.curve_images": 300,
-        "transfer.contrastive.epochs": 1, "transfer.contrastive.batch": 128,
+        "model.seeds": (0, 1), "model.curve_every": 1, "model.curve_images": 300, "transfer.contrastive.batch": 128,
         "transfer.source_images": 600, "transfer.source.steps": 10, "transfer.source.batch": 64,
         "transfer.finetune.steps": 10, "transfer.budgets": (50,), "transfer.eval_images": 600}),
     "cpu": CPU,

@@ -194,8 +194,8 @@ def test_effect_words_and_phrases():
         "helps (+4.10 points, 95 % CI [+2.00, +6.30])"
     assert effect_phrase({"value": -0.0123, "ci": [-0.03, 0.004]}, unit=1, what="AUROC", digits=3) == \
         "makes no measurable difference (-0.012 AUROC, 95 % CI [-0.030, +0.004])"
-    assert effect_phrase({"value": -0.0001, "ci": [-0.005, 0.005]}).startswith(
-        "makes no measurable difference (+0.0 points")  # never "-0.0"
+    assert effect_phrase({"value": -0.00001, "ci": [-0.005, 0.005]}).startswith(
+        "makes no measurable difference (+0.00 points")  # never "-0.00"
 
 
 def test_auroc_by_origin_and_its_format():
