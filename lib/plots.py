@@ -734,9 +734,11 @@ def description_meaning(class_means: np.ndarray, decoded: np.ndarray, class_name
 
 def learning_curves(curves: dict[str, list[dict]], titles: dict[str, str], xlabels: dict[str, str],
                     set_names: dict[str, str]):
-    """Accuracy (%) against passes, one panel per arm, one colour per evaluation set, one line per seed."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.3), squeeze=False, sharey=True)
-    for ax, (arm, rows) in zip(axes[0], curves.items()):
+    """Accuracy (%) against passes, one panel per arm (in the order of `titles`), one colour per evaluation set,
+    one line per seed."""
+    fig, axes = plt.subplots(1, len(titles), figsize=(4.2 * len(titles), 3.3), squeeze=False)
+    for ax, arm in zip(axes[0], titles):
+        rows = curves[arm]
         for colour, (name, label) in zip(("C0", "C1"), set_names.items()):
             for i, seed in enumerate(sorted({r["seed"] for r in rows})):
                 points = [r for r in rows if r["seed"] == seed and name in r]
@@ -746,9 +748,11 @@ def learning_curves(curves: dict[str, list[dict]], titles: dict[str, str], xlabe
         ax.set_xlabel(xlabels[arm], fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("accuracy (%)", fontsize=8)
-    low = min(100 * r[name] for rows in curves.values() for r in rows for name in set_names if name in r)
-    axes[0][0].set_ylim(max(low - 0.5, 90), 100)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        values = [100 * r[name] for r in rows for name in set_names if name in r]
+        if values:  # an arm trained from scratch climbs from chance: shown from 90 %; one that continues: its range
+            low = min(values) - 0.3 if min(r["epoch"] for r in rows) == 0 else max(min(values) - 0.5, 90)
+            ax.set_ylim(low, min(max(values) + 0.3, 100))
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+    fig.legend(*axes[0][-1].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # the legend below the panels, off the data
     return fig

@@ -47,7 +47,7 @@ PART_REGISTRY = {  # every part of our evidence, one entry each
     "stage_2": Part("stage1", "mahalanobis", "stage 2 features", "stage 2"),
     "stage_3": Part("stage2", "mahalanobis", "stage 3 features", "stage 3"),
     "description": Part("z", "mahalanobis", "description", "descr."),
-    "knn": Part("stage2", "knn", "kNN, stage 3 features", "kNN"),
+    "knn": Part("stage2", "knn", "kNN distance", "kNN"),
     "energy": Part("logits", "energy", "energy", "energy"),
     "reconstruction": Part("decoder", "reconstruction", "reconstruction error", "recon."),
     "frame": Part("pixels", "frame", "frame intensity", "frame"),

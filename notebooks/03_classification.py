@@ -98,7 +98,7 @@ print(f"chosen on set 1: {choice.chosen}; FixMatch teacher's pseudo-labels on th
 
 # %%
 #| label: fig-learning-curves
-#| fig-cap: "Learning curves of the model's arms, one line per seed: accuracy (%) on set 1's clean images and on a fixed sample of the unlabeled images (answer key) against passes over the labels (left) and over the unlabeled images (right; pass 0 is the labels-only network FixMatch continues). The axis starts at 90 %. A flat end means the arm has converged on its schedule."
+#| fig-cap: "Learning curves of the model's arms, one line per seed: accuracy (%) on set 1's clean images and on a fixed sample of the unlabeled images (answer key) against passes over the labels (left) and over the unlabeled images (right; pass 0 is the labels-only network FixMatch continues). The left axis starts at 90 %; the right one spans only the range of its curves. A flat end means the arm has converged on its schedule."
 fig = plots.learning_curves(curves, {"labels_only": "labels only", "fixmatch": "FixMatch"},
                             {"labels_only": "passes over the 2,000 labels", "fixmatch": "passes over the 26,000 unlabeled images"},
                             {"rep1_clean": "set 1, clean", "unlabeled": "unlabeled sample (answer key)"})

@@ -1,6 +1,5 @@
 """Every report variable that lib.render.variables writes is read by a page of the report, and every variable a
-page reads is written, computed here from the committed results with notebook 03's record in the model issue's
-format (hand-made where the committed run predates it)."""
+page reads is written, computed here from the committed results."""
 
 import copy
 import json
@@ -33,38 +32,9 @@ def estimate(value, low, high):
     return {"value": value, "ci": [low, high]}
 
 
-def classification_record(old: dict) -> dict:
-    """Notebook 03's record as the model issue writes it: arms labels_only and fixmatch, budgets with seconds,
-    curves, pseudo-label statistics and the model's settings with FixMatch."""
-    from dataclasses import asdict
-
-    from lib.config import get_profile
-
-    new = copy.deepcopy(old)
-    seeds = {"rep1_clean": [0.970, 0.972, 0.968], "unlabeled": [0.975, 0.976, 0.974],
-             "rep2_clean": [0.971, 0.973, 0.970]}
-    new["per_seed"] = {"labels_only": seeds, "fixmatch": {k: [v + 0.004 for v in vs] for k, vs in seeds.items()}}
-    new["gain_vs_labels_only"] = {"fixmatch": {"unlabeled": estimate(0.004, 0.002, 0.006),
-                                               "rep2_clean": estimate(0.003, -0.001, 0.007)}}
-    new["passes"] = {arm: {"labeled": 60, "unlabeled": u, "images": 1, "seconds": s}
-                     for arm, u, s in (("labels_only", 0, 100.0), ("fixmatch", 6, 400.0), ("oracle", 3, 80.0))}
-    new["curves"] = {arm: [{"seed": s, "epoch": e, "rep1_clean": 0.96 + 0.002 * e, "unlabeled": 0.97}
-                           for s in (0, 1, 2) for e in (1, 2, 3)] for arm in ("labels_only", "fixmatch")}
-    new["pseudo_labels"] = {"confident_fraction": 0.93, "accuracy": 0.991}
-    new["choice"] = {"rule": "r", "chosen": "fixmatch",
-                     "evidence": {"gain": {"fixmatch": 0.004}, "std": {"fixmatch": 0.002, "labels_only": 0.002}}}
-    for key in ("labels_only_long", "teacher_accuracy"):
-        new.pop(key, None)
-    new["model_settings"] = asdict(get_profile("cpu").model)
-    return new
-
-
 @pytest.fixture(scope="module")
 def results() -> dict:
-    out = variables.load_results(ROOT / "results")
-    if "fixmatch" not in out["03_classification"].get("per_seed", {}):
-        out["03_classification"] = classification_record(out["03_classification"])
-    return out
+    return variables.load_results(ROOT / "results")
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +67,10 @@ def test_sentences_follow_the_intervals():
     assert not variables.fragile({"value": 0.5, "ci": [0.4, 0.6]})
     assert "mostly repeats" in variables.relation_to_classifier(0.9756, 0.9758)
     assert "does not merely repeat" in variables.relation_to_classifier(0.90, 0.9758)
-    assert variables.still_rising([{"seed": 0, "epoch": 1, "rep1_clean": 0.95},
-                                   {"seed": 0, "epoch": 2, "rep1_clean": 0.96}]) == "still rose by 1.00 points"
-    assert variables.still_rising([{"seed": 0, "epoch": 1, "rep1_clean": 0.96}]) is None
+    curve = [{"seed": s, "epoch": e, "rep1_clean": a} for s in (0, 1) for e, a in ((0, 0.97), (1, 0.96), (2, 0.975))]
+    assert variables.curve_course(curve) == ("fell by 1.00 points over the first pass and ended 0.50 points above "
+                                             "its start")
+    assert variables.curve_course(curve[:2]) is None
 
 
 def test_the_anomaly_comparisons_read_as_verdicts(results):
@@ -120,7 +91,10 @@ def test_the_transfer_prediction_sentence_says_when_it_failed():
     nothing = {"foreign_supervised": estimate(-0.008, -0.018, 0.002)}
     assert "does not bear this out" in variables.harm_prediction(nothing, 26)
     assert "26 foreign anomalies" in variables.harm_prediction(nothing, 26)
-    assert "bears this out" in variables.harm_prediction({"foreign_supervised": estimate(-0.05, -0.08, -0.02)}, 26)
+    hurt = {"foreign_supervised": estimate(-0.05, -0.08, -0.02)}
+    assert variables.harm_prediction(hurt, 26).startswith("The measurement bears this out (")
+    both = {**nothing, "foreign_contrastive": estimate(-0.05, -0.08, -0.02)}
+    assert "held for related, contrastive and failed for related, supervised" in variables.harm_prediction(both, 26)
 
 
 def test_committed_results_parse(results):
