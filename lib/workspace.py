@@ -71,11 +71,12 @@ class Workspace:
         _write_json(path, summary)
         return path
 
-    def update_report_variables(self, section: str, values: dict) -> Path:
-        """Set report/_variables.yml[section] = values, for `{{< var section.key >}}`."""
+    def update_report_variables(self, section: str, values: dict, sections: set[str] | None = None) -> Path:
+        """Set report/_variables.yml[section] = values, for `{{< var section.key >}}`; with `sections`, drop
+        every other section not among them (one an older version of the code wrote)."""
         path = self.report / "_variables.yml"
         variables = yaml.safe_load(path.read_text()) if path.exists() else {}
-        variables = variables or {}
+        variables = {k: v for k, v in (variables or {}).items() if sections is None or k in sections}
         variables[section] = values
         path.write_text(yaml.safe_dump(variables, sort_keys=True, allow_unicode=True))
         return path

@@ -53,7 +53,7 @@ def write_report_variables(ws) -> list[str]:
             raise UserError(f"report variables '{name}': the results in {ws.results} lack {error}; they were "
                             f"written by another version of the notebooks: rerun them") from None
         if values is not None:
-            ws.update_report_variables(name, values)
+            ws.update_report_variables(name, values, set(SECTIONS) | {"run"})  # run: written by the pipeline
             written.append(name)
     return written
 
@@ -64,11 +64,6 @@ def difference_phrase(difference: dict, scale: float = 100.0, unit: str = " poin
     that interval gives."""
     return (f"{signed(scale * difference['value'], digits)}{unit} (95 % paired CI "
             f"{interval(difference['ci'], digits, scale, sign=True)}; {verdict(difference, lower_is_better)})")
-
-
-
-# --------------------------------------------------------------------------- helpers
-
 
 
 
